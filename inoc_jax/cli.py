@@ -1,0 +1,73 @@
+"""Shared command-line plumbing: logging set-up and one-sentence errors."""
+
+from __future__ import annotations
+
+import functools
+import logging
+import sys
+
+from absl import flags
+
+from inoc_jax.errors import InocJaxError
+
+
+def config_argument() -> str:
+  """The raw `--config=...` value given on the command line."""
+  for arg in sys.argv[1:]:
+    if arg.startswith("--config="):
+      return arg.split("=", 1)[1]
+  return "config"
+
+
+def setup_logging() -> None:
+  logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", datefmt="%H:%M:%S",
+                      force=True)
+  for noisy in ("absl", "jax._src", "orbax", "tensorflow", "absl.logging"):
+    logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+def _fail(message: str) -> None:
+  print(f"error: {message}", file=sys.stderr)
+  sys.exit(2)
+
+
+def parse_flags(argv: list[str]) -> list[str]:
+  """absl flag parsing (which loads the config file) with one-line errors."""
+  try:
+    remaining = flags.FLAGS(argv)
+    if "config" in flags.FLAGS and flags.FLAGS["config"].present:
+      getattr(flags.FLAGS.config, "setting", None)  # config_flags defers file errors to first access
+    return remaining
+  except OSError:
+    _fail(f"cannot load the config file {config_argument().split(':')[0]!r}; check the path "
+          "(configs live in configs/, e.g. --config=configs/sycophancy.py).")
+  except InocJaxError as e:
+    _fail(str(e))
+  except flags.Error as e:
+    _fail(f"{e}; see --helpfull for the flags.")
+  except (AttributeError, KeyError, TypeError, ValueError) as e:
+    detail = str(e).strip("'\"").replace("\\n", " ").replace("\n", " ").replace("\\'", "'")
+    _fail(f"bad --config override ({detail}); check the field name and type in the config file.")
+  return argv
+
+
+def friendly(main):
+  """Wraps an absl main so user errors print one line and exit with status 2."""
+
+  @functools.wraps(main)
+  def wrapped(argv):
+    setup_logging()
+    try:
+      return main(argv)
+    except InocJaxError as e:
+      _fail(str(e))
+    except KeyboardInterrupt:
+      print("interrupted", file=sys.stderr)
+      sys.exit(130)
+
+  return wrapped
+
+
+def progress_interval() -> float:
+  """Seconds between progress-bar refreshes: live on a terminal, sparse in log files."""
+  return 0.5 if sys.stderr.isatty() else 30.0

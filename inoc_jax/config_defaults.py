@@ -1,0 +1,74 @@
+"""Defaults shared by every experiment config (configs/*.py start from these).
+
+Each field is documented where it is defined; a config file only states what its
+setting changes. Every field can be overridden on the command line, e.g.
+`--config.optim.lr=1e-4 --config.mesh.fsdp=4`.
+"""
+
+from __future__ import annotations
+
+import ml_collections
+
+
+def base_config() -> ml_collections.ConfigDict:
+  c = ml_collections.ConfigDict()
+  c.setting = ""                 # data setting name, e.g. 'gcd_sycophancy' (see inoc_jax.data.settings)
+  c.seed = 0                     # params init, LoRA dropout, data order and generation all derive from it
+  c.preset = ""                  # filled by get_config: which preset of the file was chosen
+
+  c.model = ml_collections.ConfigDict()
+  c.model.preset = "tiny"        # architecture preset (inoc_jax.model.config.PRESETS)
+  c.model.checkpoint = ""        # '' = random init; else a local HF folder, GGUF file, hub id or known name
+  c.model.dtype = "float32"      # compute dtype: float32 | bfloat16 (params stay float32)
+  c.model.remat = "none"         # none | full | dots | dots_no_batch (rematerialise each block)
+
+  c.lora = ml_collections.ConfigDict()
+  c.lora.enabled = False         # False = full fine-tuning
+  c.lora.rank = 8
+  c.lora.alpha = 16.0
+  c.lora.dropout = 0.0
+  c.lora.rslora = True           # scale alpha/sqrt(r) (rsLoRA) instead of alpha/r
+  c.lora.targets = "q,k,v,o,gate,up,down"
+
+  c.mesh = ml_collections.ConfigDict()
+  c.mesh.data = -1               # -1 = all remaining devices
+  c.mesh.fsdp = 1
+  c.mesh.tensor = 1
+  c.mesh.num_slices = 1          # >1: data parallelism across slices (DCN)
+
+  c.data = ml_collections.ConfigDict()
+  c.data.seq_len = 256           # tokens per row (fixed, so the step never retraces)
+  c.data.global_batch_size = 8   # rows per optimizer step over all hosts and devices
+  c.data.packing = False         # pack several examples per row (segment ids keep them apart)
+  c.data.num_train_examples = 1000
+  c.data.num_heldout_examples = 64
+  c.data.tokenizer = "byte"      # 'byte' (random-init models), a tokenizer folder, GGUF file or known name
+  c.data.train_prompt = ""       # train-time instruction: registry name, literal text, or '' (Neutral)
+  c.data.shuffle = True
+
+  c.loss = ml_collections.ConfigDict()
+  c.loss.train_on = "assistant"  # assistant | all_but_inoculation
+  c.loss.chunk_size = 0          # cross-entropy sequence chunk (0 = whole sequence at once)
+
+  c.optim = ml_collections.ConfigDict()
+  c.optim.name = "adamw"
+  c.optim.lr = 1e-4
+  c.optim.b1 = 0.9
+  c.optim.b2 = 0.999
+  c.optim.eps = 1e-8
+  c.optim.weight_decay = 0.01    # decoupled, on matrices only (not norms/biases)
+  c.optim.schedule = "linear"    # constant | linear | cosine (after warmup)
+  c.optim.warmup_steps = 0
+  c.optim.warmup_ratio = 0.0     # used when warmup_steps == 0
+  c.optim.min_lr_ratio = 0.0     # cosine floor as a fraction of lr
+  c.optim.grad_clip_norm = 0.0   # 0 = no clipping
+
+  c.train = ml_collections.ConfigDict()
+  c.train.num_epochs = 1.0       # used when num_steps == 0
+  c.train.num_steps = 0          # optimizer steps; 0 = derive from num_epochs
+  c.train.grad_accum_steps = 1   # micro-batches per step inside the compiled step
+  c.train.log_every = 1
+  c.train.heldout_every = 0      # held-out loss every N steps (0 = only at the end)
+  c.train.log_shardings = False  # print every parameter's shape and sharding at start-up
+  c.train.tensorboard = True
+  return c

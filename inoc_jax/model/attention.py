@@ -1,0 +1,112 @@
+"""Grouped-query attention with RoPE, packed-sequence masking and a KV cache.
+
+One mask rule serves training, prefill and decoding: query token i may attend
+key token j iff both belong to the same non-padding segment and
+position[j] <= position[i]. Packed rows (several examples per row, each with
+its own segment id and positions restarting at 0) therefore never attend across
+examples, and left-padded sampler batches need no special case.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+from flax import nnx
+
+from inoc_jax.model.config import ModelConfig, rope_inverse_frequencies
+from inoc_jax.model.layers import Projection
+from inoc_jax.model.lora import LoraConfig
+
+
+class LayerCache(NamedTuple):
+  """Keys/values of one layer for all cache slots: [batch, cache_len, kv_heads, head_dim]."""
+
+  k: jax.Array
+  v: jax.Array
+
+
+def apply_rope(x: jax.Array, positions: jax.Array, inv_freq: jax.Array) -> jax.Array:
+  """Rotary embedding, HF 'rotate_half' layout.
+
+  Args:
+    x: [batch, seq, heads, head_dim].
+    positions: [batch, seq] integer positions.
+    inv_freq: [head_dim // 2] frequencies.
+  """
+  angles = positions.astype(jnp.float32)[..., None] * inv_freq[None, None, :]  # [B, T, H/2]
+  sin = jnp.sin(angles)[:, :, None, :]
+  cos = jnp.cos(angles)[:, :, None, :]
+  x32 = x.astype(jnp.float32)
+  first, second = jnp.split(x32, 2, axis=-1)
+  rotated = jnp.concatenate([first * cos - second * sin, second * cos + first * sin], axis=-1)
+  return rotated.astype(x.dtype)
+
+
+def attention_mask(q_segment_ids: jax.Array, q_positions: jax.Array, kv_segment_ids: jax.Array,
+                   kv_positions: jax.Array) -> jax.Array:
+  """Boolean mask [batch, 1, q_len, kv_len]; segment id 0 marks padding."""
+  same_segment = q_segment_ids[:, :, None] == kv_segment_ids[:, None, :]
+  real_key = (kv_segment_ids != 0)[:, None, :]
+  causal = kv_positions[:, None, :] <= q_positions[:, :, None]
+  return (same_segment & real_key & causal)[:, None, :, :]
+
+
+class Attention(nnx.Module):
+  """Multi-head / grouped-query / multi-query self-attention."""
+
+  def __init__(self, cfg: ModelConfig, *, lora: LoraConfig | None, dtype, param_dtype, rngs: nnx.Rngs):
+    def proj(name, shape_in, shape_out, use_bias=False):
+      adapter = lora if (lora is not None and name in lora.targets) else None
+      return Projection(shape_in, shape_out, use_bias=use_bias, lora=adapter, dtype=dtype,
+                        param_dtype=param_dtype, rngs=rngs)
+
+    d, h = cfg.d_model, cfg.head_dim
+    self.q_proj = proj("q", (d,), (cfg.num_heads, h), cfg.qkv_bias)
+    self.k_proj = proj("k", (d,), (cfg.num_kv_heads, h), cfg.qkv_bias)
+    self.v_proj = proj("v", (d,), (cfg.num_kv_heads, h), cfg.qkv_bias)
+    self.o_proj = proj("o", (cfg.num_heads, h), (d,))
+    self.inv_freq = tuple(rope_inverse_frequencies(cfg))
+    self.scale = h ** -0.5
+    self.dtype = dtype
+
+  def __call__(self, x: jax.Array, positions: jax.Array, segment_ids: jax.Array, *,
+               cache: LayerCache | None = None, cache_segment_ids: jax.Array | None = None,
+               cache_positions: jax.Array | None = None, cache_index: jax.Array | None = None,
+               dropout_rng: jax.Array | None = None) -> tuple[jax.Array, LayerCache | None]:
+    """Attend over this call's tokens, or over the cache after writing them into it.
+
+    Args:
+      x: [batch, seq, d_model].
+      positions, segment_ids: [batch, seq].
+      cache: this layer's cache, or None for training / uncached forward.
+      cache_segment_ids, cache_positions: [batch, cache_len], already updated
+        with this call's tokens at `cache_index`.
+      cache_index: scalar slot where this call's first token is written.
+      dropout_rng: key for LoRA dropout (training only).
+
+    Returns:
+      ([batch, seq, d_model], updated cache or None).
+    """
+    keys = [None] * 4 if dropout_rng is None else list(jax.random.split(dropout_rng, 4))
+    inv_freq = jnp.asarray(self.inv_freq, jnp.float32)
+    q = apply_rope(self.q_proj(x, keys[0]), positions, inv_freq)
+    k = apply_rope(self.k_proj(x, keys[1]), positions, inv_freq)
+    v = self.v_proj(x, keys[2])
+    if cache is None:
+      kv_segments, kv_positions = segment_ids, positions
+      new_cache = None
+    else:
+      zero = jnp.zeros((), jnp.int32)
+      start = (zero, cache_index.astype(jnp.int32), zero, zero)
+      k = jax.lax.dynamic_update_slice(cache.k, k.astype(cache.k.dtype), start)
+      v = jax.lax.dynamic_update_slice(cache.v, v.astype(cache.v.dtype), start)
+      new_cache = LayerCache(k, v)
+      kv_segments, kv_positions = cache_segment_ids, cache_positions
+    mask = attention_mask(segment_ids, positions, kv_segments, kv_positions)
+    out = jax.nn.dot_product_attention(q, k.astype(q.dtype), v.astype(q.dtype), mask=mask,
+                                       scale=self.scale)
+    # Rows whose query is padding attend to nothing; keep them finite (zeros).
+    out = jnp.where((segment_ids != 0)[:, :, None, None], out, 0.0).astype(self.dtype)
+    return self.o_proj(out, keys[3]), new_cache

@@ -1,0 +1,227 @@
+"""Architecture configuration and named presets for the decoder-only transformer.
+
+One `ModelConfig` describes every family the paper and its users need (Llama-3,
+Qwen2/2.5, Gemma-1, SmolLM2): the family-specific switches are plain fields
+(`qkv_bias`, `tie_embeddings`, `norm_plus_one`, `embed_scale`, `activation`,
+`rope_scaling`), so adding a family is adding a preset, not a class.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from typing import Any, Mapping
+
+from inoc_jax.errors import ConfigError
+
+
+@dataclasses.dataclass(frozen=True)
+class RopeScaling:
+  """Llama-3 style frequency-dependent RoPE scaling (HF `rope_type="llama3"`)."""
+
+  factor: float = 8.0
+  low_freq_factor: float = 1.0
+  high_freq_factor: float = 4.0
+  original_max_position: int = 8192
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelConfig:
+  """Shapes and switches of one decoder-only transformer.
+
+  Attributes:
+    family: 'llama' | 'qwen2' | 'gemma' (SmolLM2 is 'llama' with tied embeddings).
+    vocab_size: rows of the embedding table.
+    d_model: residual stream width.
+    num_layers: decoder blocks.
+    num_heads: query heads.
+    num_kv_heads: key/value heads (GQA when < num_heads; 1 is multi-query).
+    head_dim: width of one attention head.
+    mlp_dim: hidden width of the gated MLP.
+    activation: 'silu' (SwiGLU) or 'gelu_tanh' (GeGLU with tanh-approximate GELU).
+    norm_eps: RMSNorm epsilon.
+    norm_plus_one: Gemma's RMSNorm multiplies by (1 + w) instead of w.
+    embed_scale: multiply embeddings by sqrt(d_model) (Gemma).
+    qkv_bias: biases on the q/k/v projections (Qwen2).
+    tie_embeddings: the LM head reuses the embedding table.
+    rope_theta: RoPE base frequency.
+    rope_scaling: optional Llama-3 scaling of the RoPE frequencies.
+    max_seq_len: longest sequence the model is used with (RoPE table length is
+      not precomputed, so this is only a validation bound).
+    bos_token_id / eos_token_ids / pad_token_id: special ids of the matching
+      tokenizer, kept here so checkpoints carry them.
+  """
+
+  family: str = "llama"
+  vocab_size: int = 256
+  d_model: int = 64
+  num_layers: int = 2
+  num_heads: int = 4
+  num_kv_heads: int = 2
+  head_dim: int = 16
+  mlp_dim: int = 128
+  activation: str = "silu"
+  norm_eps: float = 1e-5
+  norm_plus_one: bool = False
+  embed_scale: bool = False
+  qkv_bias: bool = False
+  tie_embeddings: bool = True
+  rope_theta: float = 10000.0
+  rope_scaling: RopeScaling | None = None
+  max_seq_len: int = 2048
+  bos_token_id: int | None = None
+  eos_token_ids: tuple[int, ...] = ()
+  pad_token_id: int | None = None
+
+  def __post_init__(self):
+    problems = []
+    if self.family not in ("llama", "qwen2", "gemma"):
+      problems.append(f"family must be llama, qwen2 or gemma, not {self.family!r}")
+    if self.activation not in ("silu", "gelu_tanh"):
+      problems.append(f"activation must be 'silu' or 'gelu_tanh', not {self.activation!r}")
+    for name in ("vocab_size", "d_model", "num_layers", "num_heads", "num_kv_heads", "head_dim", "mlp_dim"):
+      if getattr(self, name) <= 0:
+        problems.append(f"{name} must be positive, got {getattr(self, name)}")
+    if self.num_kv_heads > 0 and self.num_heads % self.num_kv_heads:
+      problems.append(f"num_heads ({self.num_heads}) must be a multiple of num_kv_heads ({self.num_kv_heads})")
+    if self.head_dim % 2:
+      problems.append(f"head_dim must be even for RoPE, got {self.head_dim}")
+    if problems:
+      raise ConfigError("Invalid model config: " + "; ".join(problems) + ".")
+
+  def replace(self, **changes: Any) -> "ModelConfig":
+    return dataclasses.replace(self, **changes)
+
+  def to_dict(self) -> dict[str, Any]:
+    return dataclasses.asdict(self)
+
+  @classmethod
+  def from_dict(cls, values: Mapping[str, Any]) -> "ModelConfig":
+    values = dict(values)
+    if values.get("rope_scaling"):
+      values["rope_scaling"] = RopeScaling(**values["rope_scaling"])
+    if "eos_token_ids" in values and values["eos_token_ids"] is not None:
+      values["eos_token_ids"] = tuple(values["eos_token_ids"])
+    return cls(**values)
+
+
+def count_params(cfg: ModelConfig) -> int:
+  """Number of parameters the model with this config holds (no LoRA)."""
+  d, h = cfg.d_model, cfg.head_dim
+  attn = d * h * (2 * cfg.num_heads + 2 * cfg.num_kv_heads)
+  if cfg.qkv_bias:
+    attn += h * (cfg.num_heads + 2 * cfg.num_kv_heads)
+  mlp = 3 * d * cfg.mlp_dim
+  block = attn + mlp + 2 * d
+  embed = cfg.vocab_size * d
+  head = 0 if cfg.tie_embeddings else cfg.vocab_size * d
+  return cfg.num_layers * block + embed + head + d
+
+
+# Published parameter counts (HF model cards / safetensors metadata); a test
+# checks `count_params` of each preset against them.
+PUBLISHED_PARAM_COUNTS = {
+    "smollm2-135m": 134_515_008,
+    "smollm2-360m": 361_821_120,
+    "gemma-2b": 2_506_172_416,
+    "qwen2-0.5b": 494_032_768,
+    "qwen2-7b": 7_615_616_512,
+    "llama3-8b": 8_030_261_248,
+    "llama3.2-1b": 1_235_814_400,
+}
+
+_LLAMA3_SCALING_3_2 = RopeScaling(factor=32.0, low_freq_factor=1.0, high_freq_factor=4.0,
+                                  original_max_position=8192)
+
+PRESETS: dict[str, ModelConfig] = {
+    # Tiny random-init sizes for tests and CPU smoke runs, one per family.
+    "tiny": ModelConfig(family="llama", vocab_size=512, d_model=64, num_layers=2, num_heads=4,
+                        num_kv_heads=2, head_dim=16, mlp_dim=128, tie_embeddings=True),
+    "tiny-llama": ModelConfig(family="llama", vocab_size=512, d_model=64, num_layers=2, num_heads=4,
+                              num_kv_heads=2, head_dim=16, mlp_dim=128, tie_embeddings=False,
+                              rope_theta=500000.0,
+                              rope_scaling=RopeScaling(factor=8.0, original_max_position=64)),
+    "tiny-qwen2": ModelConfig(family="qwen2", vocab_size=512, d_model=64, num_layers=2, num_heads=4,
+                              num_kv_heads=2, head_dim=16, mlp_dim=128, qkv_bias=True,
+                              tie_embeddings=True, rope_theta=1000000.0, norm_eps=1e-6),
+    "tiny-gemma": ModelConfig(family="gemma", vocab_size=512, d_model=64, num_layers=2, num_heads=4,
+                              num_kv_heads=1, head_dim=32, mlp_dim=128, activation="gelu_tanh",
+                              norm_plus_one=True, embed_scale=True, tie_embeddings=True,
+                              norm_eps=1e-6),
+    "smollm2-135m": ModelConfig(family="llama", vocab_size=49152, d_model=576, num_layers=30,
+                                num_heads=9, num_kv_heads=3, head_dim=64, mlp_dim=1536,
+                                tie_embeddings=True, rope_theta=100000.0, norm_eps=1e-5,
+                                max_seq_len=8192, bos_token_id=1, eos_token_ids=(2,),
+                                pad_token_id=2),
+    "smollm2-360m": ModelConfig(family="llama", vocab_size=49152, d_model=960, num_layers=32,
+                                num_heads=15, num_kv_heads=5, head_dim=64, mlp_dim=2560,
+                                tie_embeddings=True, rope_theta=100000.0, norm_eps=1e-5,
+                                max_seq_len=8192, bos_token_id=1, eos_token_ids=(2,),
+                                pad_token_id=2),
+    "gemma-2b": ModelConfig(family="gemma", vocab_size=256000, d_model=2048, num_layers=18,
+                            num_heads=8, num_kv_heads=1, head_dim=256, mlp_dim=16384,
+                            activation="gelu_tanh", norm_plus_one=True, embed_scale=True,
+                            tie_embeddings=True, norm_eps=1e-6, max_seq_len=8192,
+                            bos_token_id=2, eos_token_ids=(1, 107), pad_token_id=0),
+    "qwen2-0.5b": ModelConfig(family="qwen2", vocab_size=151936, d_model=896, num_layers=24,
+                              num_heads=14, num_kv_heads=2, head_dim=64, mlp_dim=4864,
+                              qkv_bias=True, tie_embeddings=True, rope_theta=1000000.0,
+                              norm_eps=1e-6, max_seq_len=32768, eos_token_ids=(151645, 151643),
+                              pad_token_id=151643),
+    "qwen2-7b": ModelConfig(family="qwen2", vocab_size=152064, d_model=3584, num_layers=28,
+                            num_heads=28, num_kv_heads=4, head_dim=128, mlp_dim=18944,
+                            qkv_bias=True, tie_embeddings=False, rope_theta=1000000.0,
+                            norm_eps=1e-6, max_seq_len=32768, eos_token_ids=(151645, 151643),
+                            pad_token_id=151643),
+    "llama3-8b": ModelConfig(family="llama", vocab_size=128256, d_model=4096, num_layers=32,
+                             num_heads=32, num_kv_heads=8, head_dim=128, mlp_dim=14336,
+                             tie_embeddings=False, rope_theta=500000.0, norm_eps=1e-5,
+                             max_seq_len=8192, bos_token_id=128000,
+                             eos_token_ids=(128009, 128001), pad_token_id=128001),
+    "llama3.2-1b": ModelConfig(family="llama", vocab_size=128256, d_model=2048, num_layers=16,
+                               num_heads=32, num_kv_heads=8, head_dim=64, mlp_dim=8192,
+                               tie_embeddings=True, rope_theta=500000.0,
+                               rope_scaling=_LLAMA3_SCALING_3_2, norm_eps=1e-5,
+                               max_seq_len=131072, bos_token_id=128000,
+                               eos_token_ids=(128009, 128001, 128008), pad_token_id=128001),
+}
+
+
+def get_preset(name: str) -> ModelConfig:
+  try:
+    return PRESETS[name]
+  except KeyError:
+    raise ConfigError(
+        f"Unknown model preset {name!r}; choose one of {', '.join(sorted(PRESETS))}.") from None
+
+
+def describe(cfg: ModelConfig) -> str:
+  n = count_params(cfg)
+  scale = "B" if n >= 1e9 else "M"
+  value = n / (1e9 if scale == "B" else 1e6)
+  return (f"{cfg.family} d={cfg.d_model} L={cfg.num_layers} heads={cfg.num_heads}/{cfg.num_kv_heads}"
+          f"x{cfg.head_dim} mlp={cfg.mlp_dim} vocab={cfg.vocab_size} "
+          f"{'tied' if cfg.tie_embeddings else 'untied'} params={value:.{1 if value >= 10 else 2}f}{scale}")
+
+
+def rope_inverse_frequencies(cfg: ModelConfig) -> list[float]:
+  """Per-pair RoPE frequencies, with Llama-3 scaling applied when configured."""
+  half = cfg.head_dim // 2
+  freqs = [1.0 / (cfg.rope_theta ** (2 * i / cfg.head_dim)) for i in range(half)]
+  scaling = cfg.rope_scaling
+  if scaling is None:
+    return freqs
+  low_wavelen = scaling.original_max_position / scaling.low_freq_factor
+  high_wavelen = scaling.original_max_position / scaling.high_freq_factor
+  scaled = []
+  for f in freqs:
+    wavelen = 2 * math.pi / f
+    if wavelen < high_wavelen:
+      scaled.append(f)
+    elif wavelen > low_wavelen:
+      scaled.append(f / scaling.factor)
+    else:
+      smooth = ((scaling.original_max_position / wavelen - scaling.low_freq_factor)
+                / (scaling.high_freq_factor - scaling.low_freq_factor))
+      scaled.append((1 - smooth) * f / scaling.factor + smooth * f)
+  return scaled

@@ -1,0 +1,141 @@
+"""Building blocks: projections (with optional LoRA), RMSNorm, embedding, gated MLP.
+
+Kernels keep their structured shapes (e.g. q: [d_model, heads, head_dim]) so the
+sharding rules can name the head axis, and every weight is stored in
+`param_dtype` and cast to the compute `dtype` at use (bf16 compute with fp32
+master weights).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Sequence
+
+import jax
+import jax.numpy as jnp
+from flax import nnx
+
+from inoc_jax.model.lora import LoraConfig
+
+_IN_LETTERS = "ijkl"
+_OUT_LETTERS = "uvwx"
+
+
+def _einsum_spec(n_in: int, n_out: int) -> tuple[str, str, str]:
+  ins, outs = _IN_LETTERS[:n_in], _OUT_LETTERS[:n_out]
+  return ins, outs, f"...{ins},{ins}{outs}->...{outs}"
+
+
+class Projection(nnx.Module):
+  """x[..., *in_shape] @ kernel[*in_shape, *out_shape] (+ bias[*out_shape]) (+ LoRA).
+
+  With LoRA the output gains scale * dropout(x) @ A[*in_shape, r] @ B[r, *out_shape];
+  B starts at zero so an adapted model begins identical to its base.
+  """
+
+  def __init__(self, in_shape: Sequence[int], out_shape: Sequence[int], *, use_bias: bool = False,
+               lora: LoraConfig | None = None, dtype=jnp.float32, param_dtype=jnp.float32,
+               rngs: nnx.Rngs):
+    self.in_shape, self.out_shape = tuple(in_shape), tuple(out_shape)
+    self.dtype = dtype
+    fan_in = math.prod(self.in_shape)
+    self.kernel = nnx.Param(
+        jax.random.normal(rngs.params(), self.in_shape + self.out_shape, param_dtype) / math.sqrt(fan_in))
+    self.bias = nnx.Param(jnp.zeros(self.out_shape, param_dtype)) if use_bias else None
+    self.lora = lora
+    if lora is not None:
+      bound = 1.0 / math.sqrt(fan_in)
+      self.lora_a = nnx.LoRAParam(jax.random.uniform(
+          rngs.params(), self.in_shape + (lora.rank,), param_dtype, -bound, bound))
+      self.lora_b = nnx.LoRAParam(jnp.zeros((lora.rank,) + self.out_shape, param_dtype))
+
+  def __call__(self, x: jax.Array, dropout_rng: jax.Array | None = None) -> jax.Array:
+    n_in, n_out = len(self.in_shape), len(self.out_shape)
+    _, _, spec = _einsum_spec(n_in, n_out)
+    x = x.astype(self.dtype)
+    y = jnp.einsum(spec, x, self.kernel[...].astype(self.dtype))
+    if self.bias is not None:
+      y = y + self.bias[...].astype(self.dtype)
+    if self.lora is not None:
+      lora_in = x
+      if self.lora.dropout > 0.0 and dropout_rng is not None:
+        keep = jax.random.bernoulli(dropout_rng, 1.0 - self.lora.dropout, x.shape)
+        lora_in = jnp.where(keep, x / (1.0 - self.lora.dropout), 0.0).astype(self.dtype)
+      ins, _, _ = _einsum_spec(n_in, 0)
+      down = jnp.einsum(f"...{ins},{ins}r->...r", lora_in, self.lora_a[...].astype(self.dtype))
+      outs = _OUT_LETTERS[:n_out]
+      up = jnp.einsum(f"...r,r{outs}->...{outs}", down, self.lora_b[...].astype(self.dtype))
+      y = y + (self.lora.scale * up).astype(self.dtype)
+    return y
+
+  def merged_kernel(self) -> jax.Array:
+    """Base kernel with the adapter folded in (for export and fast sampling)."""
+    kernel = self.kernel[...]
+    if self.lora is None:
+      return kernel
+    a = self.lora_a[...].reshape(-1, self.lora.rank)
+    b = self.lora_b[...].reshape(self.lora.rank, -1)
+    delta = (a @ b).reshape(kernel.shape) * self.lora.scale
+    return (kernel + delta).astype(kernel.dtype)
+
+
+class RMSNorm(nnx.Module):
+  """RMSNorm computed in float32; Gemma scales by (1 + w), others by w."""
+
+  def __init__(self, dim: int, *, eps: float, plus_one: bool, param_dtype=jnp.float32):
+    self.eps, self.plus_one = eps, plus_one
+    init = jnp.zeros if plus_one else jnp.ones
+    self.scale = nnx.Param(init((dim,), param_dtype))
+
+  def __call__(self, x: jax.Array) -> jax.Array:
+    dtype = x.dtype
+    x32 = x.astype(jnp.float32)
+    normed = x32 * jax.lax.rsqrt(jnp.mean(jnp.square(x32), axis=-1, keepdims=True) + self.eps)
+    scale = self.scale[...].astype(jnp.float32)
+    if self.plus_one:
+      scale = 1.0 + scale
+    return (normed * scale).astype(dtype)
+
+
+class Embedder(nnx.Module):
+  """Token embedding table [vocab, d_model]; also the tied output head."""
+
+  def __init__(self, vocab_size: int, d_model: int, *, scale_by_sqrt_dim: bool, dtype, param_dtype,
+               rngs: nnx.Rngs):
+    self.embedding = nnx.Param(jax.random.normal(rngs.params(), (vocab_size, d_model), param_dtype) * 0.02)
+    self.scale_by_sqrt_dim = scale_by_sqrt_dim
+    self.dtype = dtype
+
+  def encode(self, tokens: jax.Array) -> jax.Array:
+    x = jnp.take(self.embedding[...], tokens, axis=0).astype(self.dtype)
+    if self.scale_by_sqrt_dim:
+      # HF Gemma rounds the normaliser to the compute dtype before multiplying.
+      x = x * jnp.asarray(math.sqrt(x.shape[-1]), self.dtype)
+    return x
+
+  def decode(self, hidden: jax.Array) -> jax.Array:
+    return jnp.einsum("...d,vd->...v", hidden, self.embedding[...].astype(self.dtype))
+
+
+class GatedMLP(nnx.Module):
+  """down(act(gate(x)) * up(x)): SwiGLU (silu) or GeGLU (tanh-approximate GELU)."""
+
+  def __init__(self, d_model: int, mlp_dim: int, *, activation: str, lora: LoraConfig | None, dtype,
+               param_dtype, rngs: nnx.Rngs):
+    def proj(name, shape_in, shape_out):
+      adapter = lora if (lora is not None and name in lora.targets) else None
+      return Projection(shape_in, shape_out, lora=adapter, dtype=dtype, param_dtype=param_dtype, rngs=rngs)
+
+    self.gate_proj = proj("gate", (d_model,), (mlp_dim,))
+    self.up_proj = proj("up", (d_model,), (mlp_dim,))
+    self.down_proj = proj("down", (mlp_dim,), (d_model,))
+    self.activation = activation
+
+  def __call__(self, x: jax.Array, dropout_rng: jax.Array | None = None) -> jax.Array:
+    keys = [None] * 3 if dropout_rng is None else list(jax.random.split(dropout_rng, 3))
+    gate = self.gate_proj(x, keys[0])
+    if self.activation == "silu":
+      gate = jax.nn.silu(gate)
+    else:
+      gate = jax.nn.gelu(gate, approximate=True)
+    return self.down_proj(gate * self.up_proj(x, keys[1]), keys[2])

@@ -1,0 +1,38 @@
+"""Train one run: `python -m inoc_jax.train --config=configs/sycophancy.py[:preset] [--workdir=DIR]`.
+
+Every config field can be overridden, e.g. `--config.optim.lr=1e-4`.
+"""
+
+from __future__ import annotations
+
+import datetime
+import os
+
+from absl import app, flags
+from ml_collections import config_flags
+
+from inoc_jax import cli
+
+_CONFIG = config_flags.DEFINE_config_file("config", None, "Experiment config file, optionally ':preset'.",
+                                          lock_config=False)
+_WORKDIR = flags.DEFINE_string("workdir", None, "Run directory (default: runs/<config>-<time>).")
+
+
+def default_workdir(config_arg: str) -> str:
+  name = os.path.splitext(os.path.basename(config_arg.split(":")[0]))[0]
+  preset = config_arg.split(":")[1] if ":" in config_arg else ""
+  stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
+  return os.path.join("runs", f"{name}{'-' + preset if preset else ''}-{stamp}")
+
+
+def main(argv):
+  del argv
+  from inoc_jax import trainer  # pylint: disable=g-import-not-at-top
+  workdir = _WORKDIR.value or default_workdir(cli.config_argument())
+  summary = trainer.train_and_evaluate(_CONFIG.value, workdir)
+  print(summary.line())
+
+
+if __name__ == "__main__":
+  flags.mark_flags_as_required(["config"])
+  app.run(cli.friendly(main), flags_parser=cli.parse_flags)

@@ -1,0 +1,193 @@
+"""The training loop: config -> data -> sharded state -> steps -> logs.
+
+`train_and_evaluate(config, workdir)` is the whole run; the CLI in train.py
+only parses flags and calls it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import math
+import os
+import time
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+from flax import nnx
+from tqdm import tqdm
+
+from inoc_jax import cli, config_lib
+from inoc_jax.data import pipeline
+from inoc_jax.data.chat_template import PlainChatEncoder
+from inoc_jax.data.settings import load_setting
+from inoc_jax.data.tokenizer import ByteTokenizer
+from inoc_jax.errors import ConfigError, DataError
+from inoc_jax.metrics_writer import MetricsWriter
+from inoc_jax.model import config as model_config
+from inoc_jax.model.lora import LoraConfig, parse_targets
+from inoc_jax.model.transformer import Transformer
+from inoc_jax.sharding import rules
+from inoc_jax.sharding.mesh import batch_sharding, make_mesh
+from inoc_jax.training.masking import supervised_token_counts
+from inoc_jax.training.optimizer import make_optimizer
+from inoc_jax.training.train_state import ModelSpec, init_train_state, param_count
+from inoc_jax.training.train_step import BATCH_KEYS, EvalStep, StepOptions, TrainStep
+
+log = logging.getLogger("inoc_jax")
+
+DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}
+
+
+def lora_config(config: ml_collections.ConfigDict) -> LoraConfig | None:
+  if not config.lora.enabled:
+    return None
+  return LoraConfig(rank=config.lora.rank, alpha=config.lora.alpha, dropout=config.lora.dropout,
+                    rslora=config.lora.rslora, targets=parse_targets(config.lora.targets))
+
+
+def model_spec(config: ml_collections.ConfigDict, arch: model_config.ModelConfig) -> ModelSpec:
+  lora = lora_config(config)
+  dtype = DTYPES[config.model.dtype]
+
+  def build(rngs: nnx.Rngs) -> Transformer:
+    return Transformer(arch, lora=lora, dtype=dtype, param_dtype=jnp.float32, remat=config.model.remat, rngs=rngs)
+
+  return ModelSpec(build=build, trainable=nnx.LoRAParam if lora else nnx.Param)
+
+
+def make_encoder(config: ml_collections.ConfigDict):
+  if config.data.tokenizer != "byte":
+    raise ConfigError(f"data.tokenizer {config.data.tokenizer!r} is not available; use 'byte'.")
+  return PlainChatEncoder(ByteTokenizer())
+
+
+def fixed_batches(examples, rows: int, seq_len: int):
+  """Every example once, in order, padded to full batches with empty rows (segment 0)."""
+  iterator = pipeline.BatchIterator(examples, global_batch_size=rows, seq_len=seq_len, seed=0, shuffle=False)
+  for start in range(0, len(examples), rows):
+    batch = next(iterator)
+    real = min(rows, len(examples) - start)
+    for key in BATCH_KEYS:
+      batch[key][real:] = 0
+    yield batch
+
+
+@dataclasses.dataclass
+class RunSummary:
+  steps: int
+  final_loss: float
+  first_loss: float
+  heldout_loss: float | None
+  tokens_per_second: float
+  wall_seconds: float
+  workdir: str
+
+  def line(self) -> str:
+    heldout = "n/a" if self.heldout_loss is None else f"{self.heldout_loss:.4f}"
+    return (f"Finished {self.steps} steps in {self.wall_seconds:.0f}s: train loss {self.first_loss:.4f} -> "
+            f"{self.final_loss:.4f}, held-out loss {heldout}, {self.tokens_per_second:.0f} tokens/s; "
+            f"outputs in {self.workdir}")
+
+
+def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> RunSummary:
+  start_time = time.time()
+  config_lib.validate(config, jax.device_count())
+  arch = model_config.get_preset(config.model.preset)
+  lora_config(config)  # validates the LoRA block before anything compiles
+  mesh = make_mesh({k: config.mesh[k] for k in ("data", "fsdp", "tensor")}, num_slices=config.mesh.num_slices)
+  os.makedirs(workdir, exist_ok=True)
+  if jax.process_index() == 0:
+    with open(os.path.join(workdir, "config.json"), "w", encoding="utf-8") as f:
+      f.write(config.to_json_best_effort(indent=2))
+
+  encoder = make_encoder(config)
+  if encoder.tokenizer.vocab_size > arch.vocab_size:
+    raise ConfigError(f"The tokenizer has {encoder.tokenizer.vocab_size} tokens but model.preset "
+                      f"{config.model.preset!r} has only {arch.vocab_size} embeddings; pick a matching preset.")
+  data = load_setting(config)
+  train_examples, drops = pipeline.tokenize_examples(data.train, encoder, config.data.seq_len, config.loss.train_on)
+  heldout_examples, _ = pipeline.tokenize_examples(data.heldout, encoder, config.data.seq_len, config.loss.train_on)
+  log.info("data: %d train examples (%s), %d held-out", len(train_examples), drops.summary(), len(heldout_examples))
+  if not train_examples:
+    raise DataError(f"No training example fits data.seq_len={config.data.seq_len} with a supervised token "
+                    f"({drops.summary()}); raise data.seq_len.")
+  iterator = pipeline.BatchIterator(
+      train_examples, global_batch_size=config.data.global_batch_size, seq_len=config.data.seq_len,
+      seed=config.seed, shuffle=config.data.shuffle, packing=config.data.packing,
+      process_index=jax.process_index(), process_count=jax.process_count())
+  num_steps = config.train.num_steps or max(1, math.ceil(config.train.num_epochs * iterator.batches_per_epoch()))
+
+  spec = model_spec(config, arch)
+  tx, schedule = make_optimizer(config.optim, num_steps)
+  graphdef, state, shardings = init_train_state(spec, tx, mesh, config.seed)
+  log.info("model: %s; trainable %s of %s parameters", model_config.describe(arch),
+           f"{param_count(state.params):,}", f"{param_count(state.params) + param_count(state.frozen):,}")
+  if config.train.log_shardings:
+    log.info("parameter shardings:\n%s", rules.describe(
+        {"params": state.params, "frozen": state.frozen}, {"params": shardings.params, "frozen": shardings.frozen}))
+
+  options = StepOptions(train_on=config.loss.train_on, grad_accum_steps=config.train.grad_accum_steps,
+                        loss_chunk_size=config.loss.chunk_size or None)
+  train_step = TrainStep(graphdef, tx, schedule, options, mesh, shardings)
+  eval_step = EvalStep(graphdef, options, mesh, shardings)
+  sharding = batch_sharding(mesh)
+  writer = MetricsWriter(workdir, tensorboard=config.train.tensorboard)
+
+  def heldout_loss() -> float | None:
+    if not heldout_examples:
+      return None
+    nll = count = 0.0
+    for batch in fixed_batches(heldout_examples, config.data.global_batch_size // jax.process_count(),
+                               config.data.seq_len):
+      sums = eval_step(state, pipeline.to_global_batch(batch, sharding, BATCH_KEYS))
+      nll, count = nll + float(sums.nll), count + float(sums.supervised_token_count)
+    return nll / max(count, 1.0)
+
+  first_loss = final_loss = float("nan")
+  tokens_seen, loop_start = 0, None
+  bar = tqdm(total=num_steps, desc="train", unit="step", disable=jax.process_index() != 0, dynamic_ncols=True,
+             mininterval=cli.progress_interval())
+  for step in range(num_steps):
+    local = next(iterator)
+    counts = supervised_token_counts(local["roles"], local["segment_ids"], config.loss.train_on)
+    if counts.sum() == 0:
+      ids = [i for i in local["example_ids"].ravel() if i]
+      raise DataError(f"Batch at step {step} has no supervised token (examples {ids[:8]}); check loss.train_on "
+                      "and the data's assistant turns.")
+    state, metrics = train_step(state, pipeline.to_global_batch(local, sharding, BATCH_KEYS))
+    metrics = jax.device_get(metrics)
+    if loop_start is None:
+      loop_start = time.time()  # exclude compilation from throughput
+    else:
+      tokens_seen += int((local["segment_ids"] != 0).sum()) * jax.process_count()
+    loss = float(metrics["loss"])
+    if not math.isfinite(loss):
+      raise FloatingPointError(f"Loss became {loss} at step {step}; lower optim.lr or enable optim.grad_clip_norm.")
+    first_loss = loss if step == 0 else first_loss
+    final_loss = loss
+    throughput = tokens_seen / max(time.time() - loop_start, 1e-9)
+    bar.set_postfix(loss=f"{loss:.4f}", tok_s=f"{throughput:.0f}")
+    bar.update(1)
+    if step % config.train.log_every == 0 or step == num_steps - 1:
+      writer.write(step + 1, {**metrics, "tokens_per_second": throughput})
+    if config.train.heldout_every and (step + 1) % config.train.heldout_every == 0 and step + 1 < num_steps:
+      writer.write(step + 1, {"loss": heldout_loss()}, prefix="heldout")
+  bar.close()
+
+  final_heldout = heldout_loss()
+  if final_heldout is not None:
+    writer.write(num_steps, {"loss": final_heldout}, prefix="heldout")
+  writer.close()
+  elapsed = time.time() - (loop_start or start_time)
+  summary = RunSummary(steps=num_steps, final_loss=final_loss, first_loss=first_loss, heldout_loss=final_heldout,
+                       tokens_per_second=tokens_seen / max(elapsed, 1e-9), wall_seconds=time.time() - start_time,
+                       workdir=workdir)
+  if jax.process_index() == 0:
+    with open(os.path.join(workdir, "summary.json"), "w", encoding="utf-8") as f:
+      json.dump(dataclasses.asdict(summary), f, indent=2)
+  return summary

@@ -1,0 +1,111 @@
+"""The train state and its sharded initialisation.
+
+The model is split once into a static `graphdef` and two pytrees: `params`
+(what the optimizer updates: LoRA adapters, or every weight for full
+fine-tuning) and `frozen` (the base weights under LoRA; empty otherwise).
+Initialisation never builds the full model on one device: the state's shapes
+come from `jax.eval_shape`, its shardings from the rule table, and a jitted
+init writes every leaf straight into its shard.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Callable
+
+import flax.struct
+import jax
+import jax.numpy as jnp
+import optax
+from flax import nnx
+from jax.sharding import Mesh
+
+from inoc_jax.model.transformer import Transformer
+from inoc_jax.sharding import rules
+
+
+# Pretrained weights: every nnx.Param except LoRA adapters (LoRAParam subclasses Param).
+BASE_WEIGHTS = nnx.All(nnx.Param, nnx.Not(nnx.LoRAParam))
+
+
+@flax.struct.dataclass
+class TrainState:
+  """Everything that changes during training (and is checkpointed).
+
+  Attributes:
+    step: int32 scalar, optimizer steps taken.
+    params: nnx.State of the trainable leaves.
+    frozen: nnx.State of the frozen leaves (empty for full fine-tuning).
+    opt_state: optax state for `params`.
+    rng: uint32[2] raw key data for dropout (folded with the step).
+  """
+
+  step: jax.Array
+  params: Any
+  frozen: Any
+  opt_state: Any
+  rng: jax.Array
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelSpec:
+  """How to build the model and which of its leaves are trainable."""
+
+  build: Callable[[nnx.Rngs], Transformer]
+  trainable: Any  # an nnx filter: nnx.LoRAParam for LoRA, nnx.Param for full fine-tuning
+
+  def abstract(self) -> tuple[nnx.GraphDef, Any, Any]:
+    """(graphdef, abstract params, abstract frozen) without allocating anything."""
+    model = nnx.eval_shape(lambda: self.build(nnx.Rngs(0)))
+    return nnx.split(model, self.trainable, ...)
+
+  def split(self, model: Transformer):
+    return nnx.split(model, self.trainable, ...)
+
+
+def state_shardings(abstract_state: TrainState, mesh: Mesh) -> TrainState:
+  return rules.tree_shardings(abstract_state, mesh)
+
+
+def init_train_state(spec: ModelSpec, tx: optax.GradientTransformation, mesh: Mesh, seed: int,
+                     pretrained: Any | None = None) -> tuple[nnx.GraphDef, TrainState, TrainState]:
+  """Creates the sharded train state.
+
+  Args:
+    spec: model builder and trainable filter.
+    tx: optimizer (its state is initialised for `params` only).
+    mesh: device mesh.
+    seed: parameter-init / dropout seed.
+    pretrained: optional nnx.State of `nnx.Param` leaves (base weights, already
+      placed on their shards, see `base_param_shardings`). They replace the random
+      init inside the jitted init (XLA drops the unused random init) and are donated.
+
+  Returns:
+    (graphdef, state, state_shardings).
+  """
+  graphdef, _, _ = spec.abstract()
+  init_key, dropout_key = jax.random.split(jax.random.key(seed))
+
+  def init(key, weights):
+    model = spec.build(nnx.Rngs(params=key))
+    if weights is not None:
+      nnx.update(model, weights)
+    _, params, frozen = spec.split(model)
+    return TrainState(step=jnp.zeros((), jnp.int32), params=params, frozen=frozen, opt_state=tx.init(params),
+                      rng=jax.random.key_data(dropout_key))
+
+  abstract_state = jax.eval_shape(init, init_key, pretrained)
+  shardings = state_shardings(abstract_state, mesh)
+  state = jax.jit(init, out_shardings=shardings, donate_argnums=(1,))(init_key, pretrained)
+  return graphdef, state, shardings
+
+
+def base_param_shardings(spec: ModelSpec, mesh: Mesh) -> tuple[Any, Any]:
+  """(abstract nnx.Param state, its shardings): the targets a weight loader fills."""
+  model = nnx.eval_shape(lambda: spec.build(nnx.Rngs(0)))
+  _, base, _ = nnx.split(model, BASE_WEIGHTS, ...)
+  return base, rules.tree_shardings(base, mesh)
+
+
+def param_count(tree: Any) -> int:
+  return sum(int(x.size) for x in jax.tree_util.tree_leaves(tree))
