@@ -71,4 +71,7 @@ def base_config() -> ml_collections.ConfigDict:
   c.train.heldout_every = 0      # held-out loss every N steps (0 = only at the end)
   c.train.log_shardings = False  # print every parameter's shape and sharding at start-up
   c.train.tensorboard = True
+
+  from inoc_jax.evaluation.eval_config import add_eval_defaults  # pylint: disable=g-import-not-at-top
+  add_eval_defaults(c)           # c.eval.*: prompts, decoding, batch size, judges (see eval_config.py)
   return c

@@ -98,6 +98,13 @@ def test_stop_strings_cut_text_and_stop_decoding(model):
   assert out[0][0].tokens == full[0][0].tokens[:len(out[0][0].tokens)]
 
 
+def test_vocab_size_limits_the_ids_sampled(model):
+  sampler = Sampler.from_model(model, batch_size=4, progress=False, max_prompt_len=64, vocab_size=40)
+  outputs = sampler.generate(PROMPTS[:4], SamplingParams(max_new_tokens=6, temperature=2.0, num_samples=2, seed=4))
+  tokens = [t for samples in outputs for g in samples for t in g.tokens]
+  assert len(tokens) == 48 and max(tokens) < 40
+
+
 def test_stop_strings_need_a_detokenizer(sampler):
   with pytest.raises(ConfigError, match="detokenize"):
     sampler.generate(PROMPTS[:1], SamplingParams(stop_strings=("x",)))

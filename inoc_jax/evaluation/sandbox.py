@@ -171,7 +171,8 @@ class Sandbox:
             if level != "full":
               log.warning("Sandbox isolation is %r (not 'full'): %s", level,
                           "programs keep the evaluator's uid" if level == "userns" else
-                          "no namespaces (no read-only mounts, no network isolation); see inoc_jax/evaluation/sandbox.py")
+                          "no namespaces (no read-only mounts, no network isolation); see "
+                          "inoc_jax/evaluation/sandbox.py")
             return
           attempts.append(f"{level} with {python}: {result.detail or result.stderr.strip()[-200:]}")
       raise SandboxError("The code sandbox cannot start any program (" + "; ".join(attempts) +
@@ -252,7 +253,8 @@ class Sandbox:
       stdout = _read_capped(stdout_path, limits.output_bytes)
       stderr = _read_capped(stderr_path, limits.output_bytes)
       if setup_error:
-        return ProgramResult(INFRA, process.returncode, stdout, stderr, elapsed, f"sandbox set-up failed: {setup_error}")
+        return ProgramResult(INFRA, process.returncode, stdout, stderr, elapsed,
+                             f"sandbox set-up failed: {setup_error}")
       if timed_out:
         return ProgramResult(TIMEOUT, None, stdout, stderr, elapsed, f"wall-clock limit {limits.wall_seconds}s")
       if process.returncode == 0:

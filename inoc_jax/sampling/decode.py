@@ -76,8 +76,14 @@ def _is_stop(tokens: jax.Array, stop_ids: jax.Array) -> jax.Array:
   return jnp.any(tokens[:, None] == stop_ids[None, :], axis=-1)
 
 
+def _vocab(logits: jax.Array, vocab_limit: int | None) -> jax.Array:
+  """Drops ids >= vocab_limit (embedding rows the tokenizer has no token for)."""
+  return logits if vocab_limit is None else logits[..., :vocab_limit]
+
+
 def prefill(graphdef: nnx.GraphDef, model_states: tuple, batch: dict[str, jax.Array], knobs: Knobs, *,
-            mode: SamplingMode, cache_len: int, max_new_tokens: int, cache_dtype) -> SamplingState:
+            mode: SamplingMode, cache_len: int, max_new_tokens: int, cache_dtype,
+            vocab_limit: int | None = None) -> SamplingState:
   """Runs the prompts through the model, fills the cache and samples the first token.
 
   Args:
@@ -86,6 +92,7 @@ def prefill(graphdef: nnx.GraphDef, model_states: tuple, batch: dict[str, jax.Ar
       `prompt_index`, `sample_index` [B] (see batching.PromptBatch).
     knobs: traced sampling values.
     mode, cache_len, max_new_tokens, cache_dtype: static.
+    vocab_limit: static; only ids below it are sampled (None = every embedding row).
   """
   model = nnx.merge(graphdef, *model_states)
   tokens = batch["tokens"]
@@ -97,7 +104,8 @@ def prefill(graphdef: nnx.GraphDef, model_states: tuple, batch: dict[str, jax.Ar
   row_keys = jax.vmap(lambda p, s: jax.random.fold_in(jax.random.fold_in(base_key, p), s))(
       batch["prompt_index"], batch["sample_index"])
   row_keys = jax.random.key_data(row_keys)
-  first = sample_tokens(logits, _step_keys(row_keys, jnp.int32(0)), mode, knobs.temperature, knobs.top_p)
+  first = sample_tokens(_vocab(logits, vocab_limit), _step_keys(row_keys, jnp.int32(0)), mode, knobs.temperature,
+                        knobs.top_p)
   active = batch["prompt_lengths"] > 0
   first = jnp.where(active, first, 0)
   generated = jnp.zeros((rows, max_new_tokens), jnp.int32).at[:, 0].set(first)
@@ -108,7 +116,7 @@ def prefill(graphdef: nnx.GraphDef, model_states: tuple, batch: dict[str, jax.Ar
 
 
 def decode(graphdef: nnx.GraphDef, model_states: tuple, state: SamplingState, knobs: Knobs,
-           step_limit: jax.Array, *, mode: SamplingMode) -> SamplingState:
+           step_limit: jax.Array, *, mode: SamplingMode, vocab_limit: int | None = None) -> SamplingState:
   """Generates tokens until every row is done or `state.step` reaches `step_limit`.
 
   `step_limit` is traced (at most N), so a host loop can run the decode in
@@ -121,7 +129,8 @@ def decode(graphdef: nnx.GraphDef, model_states: tuple, state: SamplingState, kn
 
   def one_token(s: SamplingState) -> SamplingState:
     logits, cache = model(s.last_token[:, None], s.last_position[:, None], s.row_segment[:, None], cache=s.cache)
-    token = sample_tokens(logits[:, 0], _step_keys(s.row_keys, s.step), mode, knobs.temperature, knobs.top_p)
+    token = sample_tokens(_vocab(logits[:, 0], vocab_limit), _step_keys(s.row_keys, s.step), mode,
+                          knobs.temperature, knobs.top_p)
     token = jnp.where(s.done, 0, token)
     tokens = jax.lax.dynamic_update_slice(s.tokens, token[:, None], (jnp.zeros((), jnp.int32), s.step))
     return s.replace(cache=cache, tokens=tokens, last_token=token, last_position=s.last_position + 1,

@@ -95,12 +95,14 @@ class Sampler:
     max_prompt_len: longest prompt accepted (default: the model's max_seq_len).
     decode_chunk: decode steps between host checks when stop strings are used.
     cache_dtype: KV-cache dtype (default: the model's compute dtype).
+    vocab_size: sample only ids below this (the tokenizer's vocabulary when the
+      embedding table has extra rows); default: every row.
     progress: show a progress bar.
   """
 
   def __init__(self, graphdef: nnx.GraphDef, *model_states: Any, mesh: Mesh | None = None, batch_size: int = 8,
                min_bucket: int = 16, max_prompt_len: int | None = None, decode_chunk: int = 32,
-               cache_dtype=None, progress: bool = True):
+               cache_dtype=None, vocab_size: int | None = None, progress: bool = True):
     if not model_states:
       raise ConfigError("Sampler needs the model's state: Sampler(graphdef, params) or Sampler.from_model(model).")
     self.mesh = mesh if mesh is not None else make_mesh({"data": -1, "fsdp": 1, "tensor": 1})
@@ -113,6 +115,7 @@ class Sampler:
     self.max_prompt_len = max_prompt_len or self.model_cfg.max_seq_len
     self.widths = batching.bucket_widths(self.max_prompt_len, min_bucket)
     self.decode_chunk = max(1, decode_chunk)
+    self.vocab_limit = vocab_size if vocab_size and vocab_size < self.model_cfg.vocab_size else None
     self.progress = progress
     self._model_shardings = tuple(rules.tree_shardings(s, self.mesh) for s in model_states)
     self.model_states = tuple(jax.device_put(s, sh) for s, sh in zip(model_states, self._model_shardings))
@@ -138,11 +141,13 @@ class Sampler:
     def prefill(model_states, batch, knobs):
       counts["prefill"][key] = counts["prefill"].get(key, 0) + 1
       return decode_lib.prefill(self.graphdef, model_states, batch, knobs, mode=mode, cache_len=cache_len,
-                                max_new_tokens=max_new_tokens, cache_dtype=self.cache_dtype)
+                                max_new_tokens=max_new_tokens, cache_dtype=self.cache_dtype,
+                                vocab_limit=self.vocab_limit)
 
     def decode(model_states, state, knobs, step_limit):
       counts["decode"][key] = counts["decode"].get(key, 0) + 1
-      return decode_lib.decode(self.graphdef, model_states, state, knobs, step_limit, mode=mode)
+      return decode_lib.decode(self.graphdef, model_states, state, knobs, step_limit, mode=mode,
+                               vocab_limit=self.vocab_limit)
 
     rows = self.batch_size
     batch_abstract = {f: jax.ShapeDtypeStruct((rows, width) if f in ("tokens", "positions", "segment_ids")
@@ -151,7 +156,8 @@ class Sampler:
     knob_shardings = replicated(self.mesh)
     state_abstract = jax.eval_shape(functools.partial(
         decode_lib.prefill, self.graphdef, mode=mode, cache_len=cache_len, max_new_tokens=max_new_tokens,
-        cache_dtype=self.cache_dtype), self.model_states, batch_abstract, self._knobs(SamplingParams()))
+        cache_dtype=self.cache_dtype, vocab_limit=self.vocab_limit), self.model_states, batch_abstract,
+        self._knobs(SamplingParams()))
     state_shardings = _shard_like(state_abstract, self.mesh)
     prefill_jit = jax.jit(prefill, in_shardings=(self._model_shardings, batch_shardings, knob_shardings),
                           out_shardings=state_shardings)
