@@ -100,3 +100,21 @@ def test_eval_overrides_and_paper_defaults():
     make_config(top_p=1.5)
   with pytest.raises(ConfigError, match="eval.judge.harassment"):
     config_lib.validate(config_lib.load_config("configs/sycophancy.py", ["eval.judge.harassment=perspective"]), 1)
+
+
+def test_training_evaluates_every_n_steps_and_at_the_end(tmp_path, monkeypatch):
+  from inoc_jax import trainer  # pylint: disable=g-import-not-at-top
+  monkeypatch.setattr(harness, "default_suite_loader", lambda: gcd_suite)
+  config = config_lib.load_config("configs/sycophancy.py", [
+      "data.num_train_examples=32", "data.num_heldout_examples=0", "train.num_steps=4", "eval.at_end=True",
+      "eval.every_steps=2", "eval.prompts=('',)", "eval.max_new_tokens=6", "eval.batch_size=4", "eval.min_bucket=16"])
+  summary = trainer.train_and_evaluate(config, str(tmp_path))
+  assert set(summary.eval_metrics) == {"neutral"}
+  assert os.path.exists(tmp_path / "eval" / "step_2" / "results.json")
+  with open(tmp_path / "eval" / "final" / "results.json", encoding="utf-8") as f:
+    final = json.load(f)
+  assert final["step"] == 4 and final["checkpoint"] == str(tmp_path)
+  with open(tmp_path / "metrics.jsonl", encoding="utf-8") as f:
+    logged = [json.loads(line) for line in f]
+  eval_steps = [r["step"] for r in logged if "eval/neutral/capability" in r]
+  assert eval_steps == [2, 4]
