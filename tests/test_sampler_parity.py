@@ -111,3 +111,31 @@ def test_greedy_matches_hf_generate_live(family):
   theirs = out[:, width:].tolist()
   assert theirs == fixture["greedy"], "transformers changed its greedy output; regenerate the fixtures"
   assert our_greedy(family, None) == theirs
+
+
+with open(os.path.join(FIXTURES, "smollm2_135m_instruct.json"), encoding="utf-8") as _f:
+  SMOLLM2 = json.load(_f)
+
+
+def smollm2_greedy(model) -> list[list[int]]:
+  sampler = Sampler.from_model(model, batch_size=4, progress=False, max_prompt_len=64)
+  eos = SMOLLM2["eos_token_id"]
+  outputs = sampler.generate(SMOLLM2["prompts"], SamplingParams(max_new_tokens=SMOLLM2["max_new_tokens"],
+                                                                stop_token_ids=(eos,)))
+  return [list(o[0].tokens) + ([eos] if o[0].finish_reason == "stop_token" else []) for o in outputs]
+
+
+@pytest.mark.slow
+def test_smollm2_greedy_matches_hf_golden_through_our_gguf_import():
+  pretrained = pytest.importorskip("inoc_jax.weights.pretrained",
+                                   reason="needs the weights package's GGUF importer (issue 4)")
+  model = pretrained.open_pretrained("smollm2-135m-instruct").load_model()
+  assert smollm2_greedy(model) == SMOLLM2["greedy"]
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not HAVE_TORCH, reason="live comparison needs torch + transformers (golden test still runs)")
+def test_smollm2_greedy_matches_hf_golden_with_weights_loaded_by_transformers():
+  from bench.hf_reference import load_hf_model, transformer_from_hf  # pylint: disable=g-import-not-at-top
+  hf_model = load_hf_model("smollm2-135m-instruct")
+  assert smollm2_greedy(transformer_from_hf(hf_model, get_preset("smollm2-135m"))) == SMOLLM2["greedy"]
