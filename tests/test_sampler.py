@@ -50,13 +50,23 @@ def test_greedy_cached_decoding_equals_uncached_argmax(model, sampler):
 
 def test_each_bucket_compiles_once(sampler):
   params = SamplingParams(max_new_tokens=6, temperature=0.9, top_k=20, seed=1)
-  sampler.generate(PROMPTS, params)  # 6 prompts, batch 4: several batches per bucket
-  # other prompts in the same buckets and other traced knobs reuse the compiled loops
-  sampler.generate([[1, 2], [1] + list(range(50, 70)), [3] * 9], params.replace(temperature=0.3, seed=5))
-  keys = [k for k in sampler.trace_counts["prefill"] if k[1] == 6]
-  assert sorted(k[0] for k in keys) == [16, 32]
+  short = [[1] + [7 + i] * (1 + i % 9) for i in range(10)]        # 10 prompts of width-16 bucket
+  long = [[1] + [9 + i] * (17 + i % 10) for i in range(10)]       # 10 prompts of width-32 bucket
+  sampler.generate(short + long, params)  # batch 4: 3 batches per bucket, the last one partial
+  # other prompts in the same buckets, other lengths and other traced knobs reuse the compiled loops
+  sampler.generate(long[3:8] + short[:6], params.replace(temperature=0.3, seed=5))
+  keys = [k for k in sampler.trace_counts["prefill"] if k[2] == 6]
+  assert sorted((k[0], k[1]) for k in keys) == [(16, 4), (32, 4)]
   for kind in ("prefill", "decode"):
     assert all(sampler.trace_counts[kind][k] == 1 for k in keys), sampler.trace_counts
+
+
+def test_small_requests_use_a_smaller_batch():
+  from inoc_jax.sampling.batching import batch_rows, plan_batches  # pylint: disable=g-import-not-at-top
+  assert [batch_rows(n, 32) for n in (1, 2, 3, 5, 31, 33)] == [1, 2, 4, 8, 32, 32]
+  assert batch_rows(1, 32, multiple=4) == 4
+  plan = plan_batches([[1] * 3] * 5 + [[1] * 20], 1, 4, (16, 32))
+  assert [(width, rows, len(requests)) for width, rows, requests in plan] == [(16, 4, 4), (16, 4, 1), (32, 1, 1)]
 
 
 def test_fixed_seed_is_reproducible_and_independent_of_batching(model, sampler):

@@ -80,13 +80,28 @@ def left_padded_batch(prompts: Sequence[Sequence[int]], rows: Sequence[tuple[int
   return PromptBatch(width, tokens, positions, segments, lengths, prompt_index, sample_index, len(rows))
 
 
-def plan_batches(prompts: Sequence[Sequence[int]], num_samples: int, batch_size: int,
-                 widths: Sequence[int]) -> list[tuple[int, list[tuple[int, int]]]]:
-  """Groups every (prompt, sample) request into [(width, rows)] batches.
+def batch_rows(requests: int, batch_size: int, multiple: int = 1) -> int:
+  """Rows of the batches serving `requests` requests: batch_size, or the next power of two
+  (a multiple of `multiple`) when fewer requests would leave most rows empty.
+
+  >>> batch_rows(3, 32), batch_rows(100, 32), batch_rows(1, 32, multiple=4)
+  (4, 32, 4)
+  """
+  rows = 1
+  while rows < requests:
+    rows *= 2
+  rows = -(-max(rows, multiple) // multiple) * multiple
+  return min(rows, batch_size)
+
+
+def plan_batches(prompts: Sequence[Sequence[int]], num_samples: int, batch_size: int, widths: Sequence[int],
+                 multiple: int = 1) -> list[tuple[int, int, list[tuple[int, int]]]]:
+  """Groups every (prompt, sample) request into [(width, batch rows, requests)] batches.
 
   Requests are grouped by bucket (short prompts are not padded to the longest
-  one) and kept in prompt order inside a bucket; the last batch of a bucket
-  may be partial (its empty rows are padding).
+  one) and kept in prompt order inside a bucket. All batches of a bucket have
+  the same number of rows (batch_rows), so the last, partial one reuses their
+  compilation; its empty rows are padding.
   """
   by_width: dict[int, list[tuple[int, int]]] = {}
   for p, prompt in enumerate(prompts):
@@ -94,6 +109,7 @@ def plan_batches(prompts: Sequence[Sequence[int]], num_samples: int, batch_size:
     by_width.setdefault(width, []).extend((p, s) for s in range(num_samples))
   plan = []
   for width in sorted(by_width):
-    rows = by_width[width]
-    plan.extend((width, rows[i:i + batch_size]) for i in range(0, len(rows), batch_size))
+    requests = by_width[width]
+    rows = batch_rows(len(requests), batch_size, multiple)
+    plan.extend((width, rows, requests[i:i + rows]) for i in range(0, len(requests), rows))
   return plan

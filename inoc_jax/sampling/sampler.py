@@ -90,7 +90,8 @@ class Sampler:
     *model_states: the states `nnx.merge(graphdef, *model_states)` needs (e.g.
       trainable params and frozen params); placed on the mesh by the rule table.
     mesh: device mesh (default: all devices on `data`).
-    batch_size: rows per compiled batch (rounded up to the data-parallel size).
+    batch_size: rows per compiled batch (rounded up to the data-parallel size); a
+      bucket with fewer requests uses the next power of two instead.
     min_bucket: narrowest prompt bucket; buckets double from it.
     max_prompt_len: longest prompt accepted (default: the model's max_seq_len).
     decode_chunk: decode steps between host checks when stop strings are used.
@@ -106,8 +107,8 @@ class Sampler:
     if not model_states:
       raise ConfigError("Sampler needs the model's state: Sampler(graphdef, params) or Sampler.from_model(model).")
     self.mesh = mesh if mesh is not None else make_mesh({"data": -1, "fsdp": 1, "tensor": 1})
-    parallel = data_parallel_size(self.mesh)
-    self.batch_size = -(-max(1, batch_size) // parallel) * parallel
+    self._parallel = data_parallel_size(self.mesh)
+    self.batch_size = -(-max(1, batch_size) // self._parallel) * self._parallel
     self.graphdef = graphdef
     abstract = nnx.merge(graphdef, *jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype), model_states))
     self.model_cfg = abstract.cfg
@@ -119,9 +120,6 @@ class Sampler:
     self.progress = progress
     self._model_shardings = tuple(rules.tree_shardings(s, self.mesh) for s in model_states)
     self.model_states = tuple(jax.device_put(s, sh) for s, sh in zip(model_states, self._model_shardings))
-    self._batch_shardings = _shard_like(
-        {f: jax.ShapeDtypeStruct((self.batch_size, 1) if f in ("tokens", "positions", "segment_ids")
-                                 else (self.batch_size,), jnp.int32) for f in BATCH_FIELDS}, self.mesh)
     self._compiled: dict[tuple, tuple[Callable, Callable]] = {}
     self.trace_counts: dict[str, dict[tuple, int]] = {"prefill": {}, "decode": {}}
 
@@ -131,8 +129,12 @@ class Sampler:
     return cls(graphdef, state, **kwargs)
 
   # -- compilation ---------------------------------------------------------
-  def _functions(self, width: int, max_new_tokens: int, mode: SamplingMode) -> tuple[Callable, Callable]:
-    key = (width, max_new_tokens, mode)
+  def _batch_abstract(self, rows: int, width: int) -> dict[str, jax.ShapeDtypeStruct]:
+    return {f: jax.ShapeDtypeStruct((rows, width) if f in ("tokens", "positions", "segment_ids") else (rows,),
+                                    jnp.int32) for f in BATCH_FIELDS}
+
+  def _functions(self, width: int, rows: int, max_new_tokens: int, mode: SamplingMode) -> tuple[Callable, Callable]:
+    key = (width, rows, max_new_tokens, mode)
     if key in self._compiled:
       return self._compiled[key]
     cache_len = width + max_new_tokens
@@ -149,10 +151,8 @@ class Sampler:
       return decode_lib.decode(self.graphdef, model_states, state, knobs, step_limit, mode=mode,
                                vocab_limit=self.vocab_limit)
 
-    rows = self.batch_size
-    batch_abstract = {f: jax.ShapeDtypeStruct((rows, width) if f in ("tokens", "positions", "segment_ids")
-                                              else (rows,), jnp.int32) for f in BATCH_FIELDS}
-    batch_shardings = self._batch_shardings
+    batch_abstract = self._batch_abstract(rows, width)
+    batch_shardings = _shard_like(batch_abstract, self.mesh)
     knob_shardings = replicated(self.mesh)
     state_abstract = jax.eval_shape(functools.partial(
         decode_lib.prefill, self.graphdef, mode=mode, cache_len=cache_len, max_new_tokens=max_new_tokens,
@@ -190,14 +190,14 @@ class Sampler:
     """
     if params.stop_strings and detokenize is None:
       raise ConfigError("Stop strings need a detokenizer: pass detokenize=tokenizer.decode to Sampler.generate.")
-    plan = batching.plan_batches(prompts, params.num_samples, self.batch_size, self.widths)
+    plan = batching.plan_batches(prompts, params.num_samples, self.batch_size, self.widths, self._parallel)
     results: list[list[Generation | None]] = [[None] * params.num_samples for _ in prompts]
     knobs = self._knobs(params)
     total = len(prompts) * params.num_samples
     bar = tqdm(total=total, desc=description, unit="sample", disable=not self.progress or jax.process_index() != 0,
                dynamic_ncols=True, leave=False)
-    for width, rows in plan:
-      batch = batching.left_padded_batch(prompts, rows, width, self.batch_size)
+    for width, rows, requests in plan:
+      batch = batching.left_padded_batch(prompts, requests, width, rows)
       for generation in self._generate_batch(batch, params, knobs, detokenize):
         results[generation.prompt_index][generation.sample_index] = generation
       bar.update(batch.num_rows)
@@ -206,10 +206,12 @@ class Sampler:
 
   def _generate_batch(self, batch: batching.PromptBatch, params: SamplingParams, knobs: decode_lib.Knobs,
                       detokenize) -> list[Generation]:
-    prefill_fn, decode_fn = self._functions(batch.width, params.max_new_tokens, params.mode())
-    device_batch = {f: _put(getattr(batch, f), self._batch_shardings[f]) for f in BATCH_FIELDS}
+    rows = batch.tokens.shape[0]
+    prefill_fn, decode_fn = self._functions(batch.width, rows, params.max_new_tokens, params.mode())
+    shardings = _shard_like(self._batch_abstract(rows, batch.width), self.mesh)
+    device_batch = {f: _put(getattr(batch, f), shardings[f]) for f in BATCH_FIELDS}
     state = prefill_fn(self.model_states, device_batch, knobs)
-    valid_steps = np.full((self.batch_size,), params.max_new_tokens)
+    valid_steps = np.full((rows,), params.max_new_tokens)
     if not params.stop_strings:
       state = decode_fn(self.model_states, state, knobs, jnp.int32(params.max_new_tokens))
     else:
