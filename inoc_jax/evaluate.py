@@ -5,7 +5,9 @@ folder, a .gguf file, a Hub id, a known name (smollm2-135m-instruct) or
 `random[:SEED]`. Each --eval_prompt is a prompt-registry name, literal text or
 `neutral`; without any, the setting's defaults (neutral, PTST, compliance) are
 used. Every config field can be overridden, e.g. `--config.eval.max_examples=20
---config.eval.temperature=0`. Writes <output_dir>/results.json and prints a table.
+--config.eval.temperature=0`, or with `--set eval.max_examples=20` (which also
+works without --config, on a training run's own config). Writes
+<output_dir>/results.json and prints a table.
 """
 
 from __future__ import annotations
@@ -25,6 +27,8 @@ _CHECKPOINT = flags.DEFINE_string("checkpoint", None, "Run workdir / checkpoint 
                                   "known name or random[:SEED].")
 _EVAL_PROMPTS = flags.DEFINE_multi_string("eval_prompt", None, "Eval-time prompt (registry name, text or "
                                           "'neutral'); repeat for several. Default: eval.prompts or the setting's.")
+_SET = flags.DEFINE_multi_string("set", None, "Config override 'a.b=value' applied to the config in use (also to a "
+                                  "training run's own config, where --config.a.b cannot be used).")
 _OUTPUT_DIR = flags.DEFINE_string("output_dir", None, "Where results.json goes (default: <run>/eval for training "
                                   "runs, else runs/eval-<setting>-<time>).")
 
@@ -42,6 +46,31 @@ def default_output_dir(config, checkpoint: str, is_run: bool) -> str:
   return os.path.join("runs", f"eval-{config.setting}-{stamp}")
 
 
+def apply_overrides(config, overrides) -> None:
+  """'eval.max_examples=20' -> config.eval.max_examples = 20 (value parsed as a Python literal, else text)."""
+  import ast  # pylint: disable=g-import-not-at-top
+  from inoc_jax.errors import ConfigError  # pylint: disable=g-import-not-at-top
+  for item in overrides or ():
+    key, sep, text = item.partition("=")
+    if not sep:
+      raise ConfigError(f"--set {item!r} is not of the form a.b=value.")
+    try:
+      value = ast.literal_eval(text)
+    except (ValueError, SyntaxError):
+      value = text
+    *parents, leaf = key.split(".")
+    node = config
+    try:
+      for part in parents:
+        node = node[part]
+      current = node[leaf]
+    except (KeyError, AttributeError):
+      raise ConfigError(f"--set {item!r}: the config has no field {key!r}.") from None
+    if isinstance(current, float) and isinstance(value, int) and not isinstance(value, bool):
+      value = float(value)
+    node[leaf] = value
+
+
 def main(argv):
   del argv
   import jax  # pylint: disable=g-import-not-at-top
@@ -53,13 +82,12 @@ def main(argv):
   checkpoint = _CHECKPOINT.value
   is_run = model_loading.is_training_checkpoint(checkpoint)
   config = _CONFIG.value
-  if config is None:
-    if not is_run:
-      raise ConfigError("--config is required unless --checkpoint is a training run (whose config is reused).")
-  else:
-    config_lib.validate(config, jax.device_count())
+  if config is None and not is_run:
+    raise ConfigError("--config is required unless --checkpoint is a training run (whose config is reused).")
   mesh = None
   if config is not None:
+    apply_overrides(config, _SET.value)
+    config_lib.validate(config, jax.device_count())
     mesh = make_mesh({k: config.mesh[k] for k in ("data", "fsdp", "tensor")}, num_slices=config.mesh.num_slices)
     if not is_run and not checkpoint.startswith("random"):
       config.model.checkpoint = checkpoint  # so data.tokenizer='auto' reads this checkpoint's tokenizer
@@ -68,6 +96,7 @@ def main(argv):
     config = loaded.run_config
     from inoc_jax.evaluation.eval_config import add_eval_defaults  # pylint: disable=g-import-not-at-top
     add_eval_defaults(config)
+    apply_overrides(config, _SET.value)
     config_lib.validate(config, jax.device_count())
   elif loaded.run_config is not None and loaded.run_config.get("setting") != config.setting:
     log.warning("the checkpoint was trained on %r but is evaluated on %r", loaded.run_config.get("setting"),
