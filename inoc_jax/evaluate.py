@@ -29,19 +29,18 @@ _EVAL_PROMPTS = flags.DEFINE_multi_string("eval_prompt", None, "Eval-time prompt
                                           "'neutral'); repeat for several. Default: eval.prompts or the setting's.")
 _SET = flags.DEFINE_multi_string("set", None, "Config override 'a.b=value' applied to the config in use (also to a "
                                   "training run's own config, where --config.a.b cannot be used).")
-_OUTPUT_DIR = flags.DEFINE_string("output_dir", None, "Where results.json goes (default: <run>/eval for training "
-                                  "runs, else runs/eval-<setting>-<time>).")
+_OUTPUT_DIR = flags.DEFINE_string("output_dir", None, "Where results.json goes (default: <run>/eval/checkpoint_<step> "
+                                  "for training runs, else runs/eval-<setting>-<time>).")
 
 log = logging.getLogger("inoc_jax")
 
 
-def default_output_dir(config, checkpoint: str, is_run: bool) -> str:
-  if is_run:
-    root = checkpoint
-    while os.path.basename(os.path.normpath(root)).isdigit() or os.path.basename(os.path.normpath(root)) == \
-        "checkpoints":
-      root = os.path.dirname(os.path.normpath(root))
-    return os.path.join(root, "eval")
+def default_output_dir(config, checkpoint: str, step: int | None) -> str:
+  if step is not None:  # a training run: <workdir>/eval/checkpoint_<step>
+    root = os.path.normpath(checkpoint)
+    while os.path.basename(root).isdigit() or os.path.basename(root) == "checkpoints":
+      root = os.path.dirname(root)
+    return os.path.join(root, "eval", f"checkpoint_{step}")
   stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
   return os.path.join("runs", f"eval-{config.setting}-{stamp}")
 
@@ -104,7 +103,7 @@ def main(argv):
   prompts = None
   if _EVAL_PROMPTS.value:
     prompts = ["" if p.lower() == "neutral" else p for p in _EVAL_PROMPTS.value]
-  output_dir = _OUTPUT_DIR.value or default_output_dir(config, checkpoint, is_run)
+  output_dir = _OUTPUT_DIR.value or default_output_dir(config, checkpoint, loaded.step)
   harness.evaluate_params(config, loaded.graphdef, *loaded.states, workdir=output_dir, mesh=mesh, prompts=prompts,
                           checkpoint_id=loaded.name, step=loaded.step)
   print(f"results: {os.path.join(output_dir, 'results.json')}")
