@@ -187,8 +187,15 @@ def evaluate_params(config: ml_collections.ConfigDict, graphdef: nnx.GraphDef, *
   return summary
 
 
+ANSWER_PREFIX = "GRADE:"
+
+
 def local_judge(config: ml_collections.ConfigDict, mesh: Mesh | None) -> judges.LocalModelGrader:
-  """A LocalModelGrader sampling greedily from eval.judge.local_model through our Sampler."""
+  """A LocalModelGrader sampling greedily from eval.judge.local_model through our Sampler.
+
+  The judge's reply is started with "GRADE:" (appended after the chat template's
+  generation prompt), so even a small instruct model answers in the format.
+  """
   from inoc_jax.evaluation.model_loading import load_model  # pylint: disable=g-import-not-at-top
   spec = config.eval.judge.local_model
   judge_config = ml_collections.ConfigDict(config.to_dict())
@@ -201,9 +208,12 @@ def local_judge(config: ml_collections.ConfigDict, mesh: Mesh | None) -> judges.
   params = SamplingParams(max_new_tokens=16, stop_token_ids=stop_token_ids(encoder))
   from inoc_jax.data.conversation import Message  # pylint: disable=g-import-not-at-top
 
+  prefix_ids = list(encoder.tokenizer.encode(ANSWER_PREFIX)[0])
+
   def generate(texts: Sequence[str]) -> list[str]:
-    ids = [encoder.encode((Message.plain("user", t),), add_generation_prompt=True).ids.tolist() for t in texts]
+    ids = [encoder.encode((Message.plain("user", t),), add_generation_prompt=True).ids.tolist() + prefix_ids
+           for t in texts]
     outputs = sampler.generate(ids, params, detokenize=encoder.tokenizer.decode, description="judge")
-    return [samples[0].text for samples in outputs]
+    return [ANSWER_PREFIX + samples[0].text for samples in outputs]
 
   return judges.LocalModelGrader(generate, loaded.name)
