@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
+import inspect
 import json
 import logging
 import os
@@ -84,6 +85,24 @@ def stop_token_ids(encoder) -> tuple[int, ...]:
     tok = encoder.tokenizer
     ids = tuple(i for i in (getattr(tok, "end_of_turn_id", None), getattr(tok, "eos_id", None)) if i is not None)
   return tuple(ids)
+
+
+def token_ids(tokenizer, text: str) -> list[int]:
+  """ids of `text` (tokenizers return either ids or (ids, offsets))."""
+  encoded = tokenizer.encode(text)
+  ids = encoded[0] if isinstance(encoded, tuple) else encoded
+  return [int(i) for i in ids]
+
+
+def detokenizer(tokenizer) -> Callable[[Sequence[int]], str]:
+  """ids -> text without special tokens, as vLLM returns completions to the paper's scorers."""
+  try:
+    parameters = inspect.signature(tokenizer.decode).parameters
+  except (TypeError, ValueError):
+    parameters = {}
+  if "skip_special_tokens" in parameters:
+    return lambda ids: tokenizer.decode(ids, skip_special_tokens=True)
+  return tokenizer.decode
 
 
 def prompt_label(prompt: str) -> str:
@@ -155,7 +174,7 @@ def evaluate_params(config: ml_collections.ConfigDict, graphdef: nnx.GraphDef, *
       log.warning("eval %s: dropped %d prompts longer than %d tokens (eval.max_prompt_len)", label, dropped,
                   max_prompt_len)
     sample_start = time.time()
-    generations = sampler.generate(prompt_ids, params, detokenize=encoder.tokenizer.decode,
+    generations = sampler.generate(prompt_ids, params, detokenize=detokenizer(encoder.tokenizer),
                                    description=f"eval {label}")
     sample_seconds = time.time() - sample_start
     responses = [[g.text for g in samples] for samples in generations]
@@ -208,12 +227,12 @@ def local_judge(config: ml_collections.ConfigDict, mesh: Mesh | None) -> judges.
   params = SamplingParams(max_new_tokens=16, stop_token_ids=stop_token_ids(encoder))
   from inoc_jax.data.conversation import Message  # pylint: disable=g-import-not-at-top
 
-  prefix_ids = list(encoder.tokenizer.encode(ANSWER_PREFIX)[0])
+  prefix_ids = token_ids(encoder.tokenizer, ANSWER_PREFIX)
 
   def generate(texts: Sequence[str]) -> list[str]:
     ids = [encoder.encode((Message.plain("user", t),), add_generation_prompt=True).ids.tolist() + prefix_ids
            for t in texts]
-    outputs = sampler.generate(ids, params, detokenize=encoder.tokenizer.decode, description="judge")
+    outputs = sampler.generate(ids, params, detokenize=detokenizer(encoder.tokenizer), description="judge")
     return [ANSWER_PREFIX + samples[0].text for samples in outputs]
 
   return judges.LocalModelGrader(generate, loaded.name)
