@@ -118,3 +118,16 @@ def test_training_evaluates_every_n_steps_and_at_the_end(tmp_path, monkeypatch):
     logged = [json.loads(line) for line in f]
   eval_steps = [r["step"] for r in logged if "eval/neutral/capability" in r]
   assert eval_steps == [2, 4]
+
+
+def test_completions_are_decoded_without_special_tokens():
+  class Tokenizer:
+    def encode(self, text):
+      return [ord(c) for c in text]
+
+    def decode(self, ids, skip_special_tokens=False):
+      return "".join("<s>" if i == 0 and not skip_special_tokens else "" if i == 0 else chr(i) for i in ids)
+
+  assert harness.detokenizer(Tokenizer())([0, 104, 105]) == "hi"
+  assert harness.token_ids(Tokenizer(), "ab") == [97, 98]
+  assert harness.token_ids(ByteTokenizer(), "a") == ByteTokenizer().encode("a")[0]
