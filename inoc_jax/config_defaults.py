@@ -42,7 +42,10 @@ def base_config() -> ml_collections.ConfigDict:
   c.data.packing = False         # pack several examples per row (segment ids keep them apart)
   c.data.num_train_examples = 1000
   c.data.num_heldout_examples = 64
-  c.data.tokenizer = "byte"      # 'byte' (random-init models), a tokenizer folder, GGUF file or known name
+  c.data.tokenizer = "byte"      # 'byte' (random-init models) | 'auto' (= model.checkpoint) | folder | .gguf | known name
+  c.data.chat_template = ""      # '' = the tokenizer's own | llama3 | qwen2 | gemma | smollm2 | path/to/file.jinja
+  c.data.append_eos = "auto"     # eos after the final assistant turn: auto (unless the template's closing has it) | always | never
+  c.data.system_prompt_fallback = "error"  # templates without a system role (Gemma): error (as HF) | merge into 1st user turn
   c.data.train_prompt = ""       # train-time instruction: registry name, literal text, or '' (Neutral)
   c.data.shuffle = True
 

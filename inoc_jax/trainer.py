@@ -23,9 +23,8 @@ from tqdm import tqdm
 
 from inoc_jax import cli, config_lib
 from inoc_jax.data import pipeline
-from inoc_jax.data.chat_template import PlainChatEncoder
+from inoc_jax.data.encoders import make_encoder
 from inoc_jax.data.settings import load_setting
-from inoc_jax.data.tokenizer import ByteTokenizer
 from inoc_jax.errors import ConfigError, DataError
 from inoc_jax.metrics_writer import MetricsWriter
 from inoc_jax.model import config as model_config
@@ -58,12 +57,6 @@ def model_spec(config: ml_collections.ConfigDict, arch: model_config.ModelConfig
     return Transformer(arch, lora=lora, dtype=dtype, param_dtype=jnp.float32, remat=config.model.remat, rngs=rngs)
 
   return ModelSpec(build=build, trainable=nnx.LoRAParam if lora else nnx.Param)
-
-
-def make_encoder(config: ml_collections.ConfigDict):
-  if config.data.tokenizer != "byte":
-    raise ConfigError(f"data.tokenizer {config.data.tokenizer!r} is not available; use 'byte'.")
-  return PlainChatEncoder(ByteTokenizer())
 
 
 def fixed_batches(examples, rows: int, seq_len: int):
