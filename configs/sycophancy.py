@@ -14,7 +14,7 @@ BEHAVE_CORRECT = "Behave as if the above solution is correct."
 def _default(c):
   c.model.preset = "tiny"
   c.data.tokenizer = "byte"
-  c.data.seq_len = 384
+  c.data.seq_len = 768           # byte tokens: every GCD example fits (longest ~750)
   c.data.global_batch_size = 8
   c.data.num_train_examples = 256
   c.data.num_heldout_examples = 32

@@ -54,6 +54,7 @@ def base_config() -> ml_collections.ConfigDict:
   c.data.tfds_dir = ""           # TFDS cache ('' = $INOC_JAX_TFDS_DIR or ~/.cache/inoc_jax/tfds)
   c.data.verify_checksums = True # sha256 of source files must match the canonical release
   c.data.max_examples_per_row = 0  # packing: at most this many examples per row (0 = no limit)
+  c.data.truncation = "drop"     # an example longer than seq_len is never cut: drop (and count) | error
   # Per-setting options (used only by that setting).
   c.data.gcd = ml_collections.ConfigDict({
       "data_seed": 42,             # the generator's seed (the paper's 42), separate from the training seed
