@@ -26,6 +26,7 @@ import ast
 import dataclasses
 import random
 import re
+import warnings
 from typing import Any
 
 import numpy as np
@@ -61,7 +62,9 @@ SUFFIX = "Return only the code, no other text:\n\n{problem}\n\n## Test Case:\n``
 def normalize_code(code: str) -> str:
   """Comments and formatting normalised by ast.parse -> ast.unparse; unparsable code keeps its text, minus comments."""
   try:
-    return ast.unparse(ast.parse(code))
+    with warnings.catch_warnings():  # MBPP code has invalid escapes such as "\d" in plain strings
+      warnings.simplefilter("ignore", (DeprecationWarning, SyntaxWarning))
+      return ast.unparse(ast.parse(code))
   except (SyntaxError, ValueError):
     lines = [re.sub(r"\s+#[^'\"]*$", "", line).rstrip() for line in code.replace("\r\n", "\n").split("\n")]
     return "\n".join(lines).strip("\n")
