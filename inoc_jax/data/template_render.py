@@ -26,6 +26,7 @@ import dataclasses
 import datetime
 import functools
 import json
+import re
 from typing import Sequence
 
 import jinja2
@@ -39,6 +40,9 @@ from inoc_jax.errors import DataError
 
 MARK_BASE = 0xF0000  # Supplementary Private Use Area-A: never in real text.
 MAX_SEGMENTS = 30000
+
+
+_MARKERS = re.compile(f"[{chr(MARK_BASE)}-{chr(MARK_BASE + 2 * MAX_SEGMENTS - 1)}]")
 
 
 def _is_marker(char: str) -> bool:
@@ -167,18 +171,19 @@ class TemplateRenderer:
       raise DataError(f"A conversation has {k} text segments; at most {MAX_SEGMENTS} are supported.")
     rendered = self.render_text(marked, add_generation_prompt)
     starts, ends = [None] * k, [None] * k
-    out: list[str] = []
-    for char in rendered:
-      if _is_marker(char):
-        index, is_end = divmod(ord(char) - MARK_BASE, 2)
-        table = ends if is_end else starts
-        if table[index] is not None:
-          raise DataError("The chat template writes a message's content more than once, so roles cannot be "
-                          "tracked; use a template that renders each message once.")
-        table[index] = len(out)
-      else:
-        out.append(char)
-    text = "".join(out)
+    pieces, removed, cursor = [], 0, 0
+    for match in _MARKERS.finditer(rendered):
+      pieces.append(rendered[cursor:match.start()])
+      index, is_end = divmod(ord(match.group()) - MARK_BASE, 2)
+      table = ends if is_end else starts
+      if table[index] is not None:
+        raise DataError("The chat template writes a message's content more than once, so roles cannot be "
+                        "tracked; use a template that renders each message once.")
+      table[index] = match.start() - removed
+      removed += 1
+      cursor = match.end()
+    pieces.append(rendered[cursor:])
+    text = "".join(pieces)
     if text != reference or any(s is None for s in starts) or any(e is None for e in ends):
       raise DataError("The chat template transforms message content (or drops a message), so per-token roles "
                       "cannot be tracked; use one of the shipped templates (data.chat_template).")
