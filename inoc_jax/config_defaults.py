@@ -40,8 +40,8 @@ def base_config() -> ml_collections.ConfigDict:
   c.data.seq_len = 256           # tokens per row (fixed, so the step never retraces)
   c.data.global_batch_size = 8   # rows per optimizer step over all hosts and devices
   c.data.packing = False         # pack several examples per row (segment ids keep them apart)
-  c.data.num_train_examples = 1000
-  c.data.num_heldout_examples = 64
+  c.data.num_train_examples = 1000  # GCD / trait toy: how many to generate; MBPP: first n of 717; CEBaB / CMV: cap (0 = all)
+  c.data.num_heldout_examples = 64   # examples never trained on, for the held-out loss
   c.data.tokenizer = "byte"      # 'byte' (random-init models) | 'auto' (= model.checkpoint) | folder | .gguf | known name
   c.data.chat_template = ""      # '' = the tokenizer's own | llama3 | qwen2 | gemma | smollm2 | path/to/file.jinja
   c.data.append_eos = "auto"     # eos after the final assistant turn: auto (unless the template's closing has it) | always | never
