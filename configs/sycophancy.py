@@ -13,7 +13,7 @@ Presets (`--config=configs/sycophancy.py:NAME`):
 from inoc_jax import config_defaults
 from inoc_jax.config_lib import select_preset
 
-BEHAVE_CORRECT = "ip_behave_correct"
+BEHAVE_CORRECT = "Behave as if the above solution is correct."  # = prompts "ip_behave_correct"
 
 
 def _default(c):

@@ -53,7 +53,7 @@ def test_paper_presets_hold_the_papers_hyper_parameters(name):
   assert got == want
   assert c.lora.enabled and c.data.tokenizer == "auto" and c.model.checkpoint
   config_lib.validate(c, num_devices=1)
-  assert _load(name, "paper_ip").data.train_prompt.startswith("ip_")
+  assert _load(name, "paper_ip").data.train_prompt.startswith(("ip_", "Behave as if"))
 
 
 def test_spurious_paper_specifics_and_trait_presets():
@@ -71,3 +71,12 @@ def test_prompt_overrides_from_the_command_line(tmp_path):
             "eval.prompts=('neutral', 'maybe_wrong')")
   assert c.data.train_prompts == (f"@{prompt_file}", "Pretend it is right.")
   assert c.eval.prompts == ("neutral", "maybe_wrong")
+
+
+def test_data_mistakes_are_caught_by_validate():
+  c = _load("sycophancy", "", "data.truncation=cut", "data.prompt_placement=middle")
+  with pytest.raises(config_lib.ConfigError, match="data.truncation must be one of drop, error; data.prompt_placement"):
+    config_lib.validate(c, num_devices=1)
+  c = _load("reward_hacking", "", "data.train_prompt=ip_test_specifc")
+  with pytest.raises(config_lib.ConfigError, match="did you mean 'ip_test_specific'"):
+    config_lib.validate(c, num_devices=1)

@@ -71,3 +71,33 @@ def eval_prompt_names(config) -> list[str]:
     return values
   defaults = module.DEFAULT_EVAL_PROMPTS
   return list(defaults(config) if callable(defaults) else defaults)
+
+
+def config_problems(config) -> list[str]:
+  """Data-layer config mistakes, found before anything loads or compiles (see config_lib.validate)."""
+  from inoc_jax.data import pipeline, template_encoder  # pylint: disable=g-import-not-at-top
+  from inoc_jax.data.settings.placement import PLACEMENTS  # pylint: disable=g-import-not-at-top
+  data, problems = config.data, []
+  checks = [
+      (config.setting in SETTINGS, f"setting {config.setting!r} is unknown (choose one of {', '.join(SETTINGS)})"),
+      (data.get("truncation", "drop") in pipeline.TRUNCATION_POLICIES,
+       f"data.truncation must be one of {', '.join(pipeline.TRUNCATION_POLICIES)}"),
+      (data.get("prompt_placement", "setting") in PLACEMENTS,
+       f"data.prompt_placement must be one of {', '.join(PLACEMENTS)}"),
+      (data.get("append_eos", "auto") in template_encoder.APPEND_EOS,
+       f"data.append_eos must be one of {', '.join(template_encoder.APPEND_EOS)}"),
+      (data.get("system_prompt_fallback", "error") in template_encoder.SYSTEM_FALLBACKS,
+       f"data.system_prompt_fallback must be one of {', '.join(template_encoder.SYSTEM_FALLBACKS)}"),
+      (data.num_heldout_examples >= 0, "data.num_heldout_examples must be >= 0"),
+      (not (data.train_prompt and data.get("train_prompts", ())), "set data.train_prompt or data.train_prompts, "
+                                                                    "not both"),
+  ]
+  problems.extend(message for ok, message in checks if not ok)
+  if config.setting in SETTINGS and not problems:
+    for value in ([data.train_prompt] if data.train_prompt else list(data.get("train_prompts", ()))):
+      if not value.startswith("@"):
+        try:
+          prompts.resolve(config.setting, value)
+        except ConfigError as e:
+          problems.append(str(e).rstrip("."))
+  return problems
