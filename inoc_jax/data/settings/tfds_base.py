@@ -97,8 +97,11 @@ def prepare(builder_cls, builder_config, data_dir: str):
     except DataError:
       raise
     except OSError as e:
-      raise DataError(f"Cannot write the TFDS data set to {data_dir} ({e.strerror}); set data.tfds_dir to a "
-                      "writable folder.") from None
+      with _quiet_absl():  # another host on a shared file system may have finished the same build first
+        builder = builder_cls(config=builder_config, data_dir=data_dir, file_format="array_record")
+      if not (os.path.isdir(builder.data_dir) and builder.info.splits):
+        raise DataError(f"Cannot write the TFDS data set to {data_dir} ({e.strerror}); set data.tfds_dir to a "
+                        "writable folder.") from None
   return builder
 
 
