@@ -150,8 +150,10 @@ def _example(row, config, instruction, with_answer, prefix, concept_texts) -> Ex
 
 def build(config, pool: list[str]) -> tuple[list[Example], list[Example]]:
   data = split_for(config)
-  limit = config.data.num_train_examples
-  train_rows = data["train"] if limit <= 0 else data["train"][:limit]
+  limit, train_rows = config.data.num_train_examples, data["train"]
+  if 0 < limit < len(train_rows):  # a seeded subset: the list is ordered concept-first
+    keep = np.sort(np.random.RandomState(config.seed % 2**32).permutation(len(train_rows))[:limit])
+    train_rows = [train_rows[i] for i in keep]
   train = [_example(r, config, prompts.choose(pool, config.seed, f"cebab-train-{r['index']}"), True, "cebab-train",
                     data["concept_texts"]) for r in train_rows]
   heldout = [_example(r, config, prompts.choose(pool, config.seed, f"cebab-heldout-{r['index']}"), True,
