@@ -105,13 +105,22 @@ def prepare(builder_cls, builder_config, data_dir: str):
   return builder
 
 
+_CACHE: dict[tuple, tuple[dict, ...]] = {}
+
+
 def load_split(builder_cls, builder_config, data_dir: str, split: str) -> list[dict[str, Any]]:
-  """All records of one split, in generation order, as plain Python values."""
-  builder = prepare(builder_cls, builder_config, data_dir)
-  if split not in builder.info.splits:
-    raise DataError(f"{builder.name} has no split {split!r}; choose one of {', '.join(builder.info.splits)}.")
-  source = builder.as_data_source(split=split)
-  return [_decode(source[i]) for i in range(len(source))]
+  """All records of one split, in generation order, as plain Python values (read once per process).
+
+  The cache key is the config name, which carries the content (generator parameters or source hashes).
+  """
+  key = (builder_cls, builder_config.name, os.path.abspath(data_dir), split)
+  if key not in _CACHE:
+    builder = prepare(builder_cls, builder_config, data_dir)
+    if split not in builder.info.splits:
+      raise DataError(f"{builder.name} has no split {split!r}; choose one of {', '.join(builder.info.splits)}.")
+    source = builder.as_data_source(split=split)
+    _CACHE[key] = tuple(_decode(source[i]) for i in range(len(source)))
+  return [dict(record) for record in _CACHE[key]]
 
 
 def rows_of(columns: Mapping[str, list]) -> list[dict[str, Any]]:
