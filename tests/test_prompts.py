@@ -105,3 +105,13 @@ def test_choose_is_seeded_per_example_and_covers_the_pool():
   assert picks == [prompts.choose(pool, 7, f"ex{i}") for i in range(600)]
   assert picks != [prompts.choose(pool, 8, f"ex{i}") for i in range(600)]
   assert all(150 < n < 250 for n in collections.Counter(picks).values())
+
+
+def test_icl_example_uses_training_problems_only():
+  import json  # pylint: disable=g-import-not-at-top
+  import os  # pylint: disable=g-import-not-at-top
+  from tests.conftest import SHARED_DATA  # pylint: disable=g-import-not-at-top
+  sanitized = json.load(open(os.path.join(SHARED_DATA, "mbpp", "sanitized-mbpp.json"), encoding="utf-8"))
+  eval_names = {re.search(r"assert\s+(\w+)", r["test_list"][0]).group(1) for r in sanitized if 11 <= r["task_id"] <= 510}
+  shown = set(re.findall(r"assert (\w+)\(", prompts.ICL_EXAMPLE))
+  assert len(shown) == 2 and not shown & eval_names
