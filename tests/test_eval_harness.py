@@ -106,7 +106,7 @@ def test_training_evaluates_every_n_steps_and_at_the_end(tmp_path, monkeypatch):
   from inoc_jax import trainer  # pylint: disable=g-import-not-at-top
   monkeypatch.setattr(harness, "default_suite_loader", lambda: gcd_suite)
   config = config_lib.load_config("configs/sycophancy.py", [
-      "data.num_train_examples=32", "data.num_heldout_examples=0", "train.num_steps=4", "eval.at_end=True",
+      "data.num_train_examples=32", "data.num_heldout_examples=4", "train.num_steps=4", "eval.at_end=True",
       "eval.every_steps=2", "eval.prompts=('',)", "eval.max_new_tokens=6", "eval.batch_size=4", "eval.min_bucket=16"])
   summary = trainer.train_and_evaluate(config, str(tmp_path))
   assert set(summary.eval_metrics) == {"neutral"}
