@@ -135,7 +135,8 @@ from inoc_jax.sharding.mesh import make_mesh
 prompts = {prompts}
 model = Transformer(get_preset("tiny"), rngs=nnx.Rngs(0))
 out = {{}}
-for name, sizes in (("single", dict(data=1, fsdp=1, tensor=1)), ("mesh", dict(data=2, fsdp=1, tensor=2))):
+for name, sizes in (("single", dict(data=1, fsdp=1, tensor=1)), ("mesh", dict(data=2, fsdp=1, tensor=2)),
+                    ("fsdp", dict(data=1, fsdp=2, tensor=2))):
   devices = jax.devices()[:1] if name == "single" else None
   mesh = make_mesh(sizes, devices=devices)
   sampler = Sampler.from_model(model, mesh=mesh, batch_size=4, progress=False, max_prompt_len=64)
@@ -148,8 +149,10 @@ print(json.dumps(out))
 """
 
 
-def test_sampler_on_a_data_and_tensor_parallel_mesh_matches_one_device(python_subprocess):
+def test_sampler_on_data_fsdp_and_tensor_parallel_meshes_matches_one_device(python_subprocess):
   result = python_subprocess(MESH_WORKER.format(prompts=PROMPTS), devices=4)
-  assert result["mesh"]["greedy"] == result["single"]["greedy"]
-  assert result["mesh"]["sampled"] == result["single"]["sampled"]
-  assert "tensor" in result["mesh"]["k_spec"]
+  for name in ("mesh", "fsdp"):
+    assert result[name]["greedy"] == result["single"]["greedy"]
+    assert result[name]["sampled"] == result["single"]["sampled"]
+    assert "tensor" in result[name]["k_spec"]
+  assert "fsdp" in result["fsdp"]["k_spec"]
