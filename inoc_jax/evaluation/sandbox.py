@@ -214,6 +214,7 @@ class Sandbox:
     scratch = tempfile.mkdtemp(prefix="inoc_sandbox_")
     status_r = status_w = None
     process = None
+    ended = False
     try:
       os.chmod(scratch, 0o755)
       program_path = os.path.join(scratch, "program.py")
@@ -240,12 +241,9 @@ class Sandbox:
           return ProgramResult(INFRA, None, "", "", time.monotonic() - start, f"could not start: {e}")
       os.close(status_w)
       status_w = None
-      timed_out = False
-      try:
-        process.wait(timeout=limits.wall_seconds)
-      except subprocess.TimeoutExpired:
-        timed_out = True
+      timed_out = not _wait_unreaped(process.pid, limits.wall_seconds)
       self._kill_all(process, uid)
+      ended = True
       with os.fdopen(status_r, "rb") as status:
         status_r = None
         setup_error = status.read().decode("utf-8", errors="replace")
@@ -266,7 +264,7 @@ class Sandbox:
       for fd in (status_r, status_w):
         if fd is not None:
           os.close(fd)
-      if process is not None and process.poll() is None:
+      if process is not None and not ended:
         self._kill_all(process, uid)
       shutil.rmtree(scratch, ignore_errors=True)
 
@@ -279,16 +277,18 @@ class Sandbox:
   def _kill_all(self, process: subprocess.Popen, uid: int | None) -> None:
     """Ends the program and everything it started, leaving no zombie.
 
+    The launcher is not reaped until the end, so its pid, which is also the
+    process-group id, cannot be reused by an unrelated process meanwhile.
     SIGTERM asks the launcher to SIGKILL the program (PID 1 of its namespace)
-    and reap it; then every process of the slot uid is killed; the process
-    group is SIGKILLed only if the launcher is still there.
+    and reap it; then every process of the slot uid and of the process group
+    is SIGKILLed; then the launcher is reaped.
     """
-    if process.poll() is None:
+    if not _wait_unreaped(process.pid, 0.0):
       try:
         os.kill(process.pid, signal.SIGTERM)
-        process.wait(timeout=5)
-      except (ProcessLookupError, subprocess.TimeoutExpired):
+      except ProcessLookupError:
         pass
+      _wait_unreaped(process.pid, 5.0)
     if uid is not None:
       _kill_uid(uid)
     try:
@@ -299,6 +299,22 @@ class Sandbox:
       process.wait(timeout=10)
     except subprocess.TimeoutExpired:
       log.error("sandboxed program %d did not exit after SIGKILL", process.pid)
+
+
+def _wait_unreaped(pid: int, timeout: float) -> bool:
+  """Waits up to `timeout` s for child `pid` to exit without reaping it; True when it has exited."""
+  deadline = time.monotonic() + timeout
+  pause = 0.002
+  while True:
+    try:
+      if os.waitid(os.P_PID, pid, os.WEXITED | os.WNOWAIT | os.WNOHANG) is not None:
+        return True
+    except ChildProcessError:  # already reaped
+      return True
+    if time.monotonic() >= deadline:
+      return False
+    time.sleep(min(pause, max(deadline - time.monotonic(), 0.0)))
+    pause = min(pause * 2, 0.05)
 
 
 def _kill_uid(uid: int) -> None:
