@@ -60,6 +60,12 @@ def model_spec(config: ml_collections.ConfigDict, arch: model_config.ModelConfig
   return ModelSpec(build=build, trainable=nnx.LoRAParam if lora else nnx.Param)
 
 
+def step_options(config: ml_collections.ConfigDict) -> StepOptions:
+  """The static choices compiled into the train and eval steps."""
+  return StepOptions(train_on=config.loss.train_on, grad_accum_steps=config.train.grad_accum_steps,
+                     loss_chunk_size=config.loss.chunk_size or None)
+
+
 def make_encoder(config: ml_collections.ConfigDict):
   if config.data.tokenizer != "byte":
     raise ConfigError(f"data.tokenizer {config.data.tokenizer!r} is not available; use 'byte'.")
@@ -131,8 +137,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> RunSu
     log.info("parameter shardings:\n%s", rules.describe(
         {"params": state.params, "frozen": state.frozen}, {"params": shardings.params, "frozen": shardings.frozen}))
 
-  options = StepOptions(train_on=config.loss.train_on, grad_accum_steps=config.train.grad_accum_steps,
-                        loss_chunk_size=config.loss.chunk_size or None)
+  options = step_options(config)
   train_step = TrainStep(graphdef, tx, schedule, options, mesh, shardings)
   eval_step = EvalStep(graphdef, options, mesh, shardings)
   sharding = batch_sharding(mesh)
