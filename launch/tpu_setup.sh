@@ -79,7 +79,7 @@ ${fetch}
 [ -x ${INOC_VENV_DIR}/bin/python ] || $(quote_words "${PYTHON_BIN}") -m venv ${INOC_VENV_DIR}
 . ${INOC_VENV_DIR}/bin/activate
 pip install -q --upgrade pip
-pip install -q -e \"${INOC_SRC_DIR}[tpu]\" -f https://storage.googleapis.com/jax-releases/libtpu_releases.html
+pip install -q -e \"${INOC_SRC_DIR}[tpu]\"
 ${smollm2}
 python -c 'import jax, inoc_jax; print(\"worker\", jax.process_index(), \"sees\", jax.local_device_count(), \"of\", jax.device_count(), jax.devices()[0].device_kind, \"jax\", jax.__version__)'"
 

@@ -21,13 +21,14 @@ Required:
   --zone ZONE, --config FILE[:PRESET], --workdir gs://...
 Options:
   --project PROJECT
-  --create --accelerator-type TYPE [--runtime-version V] [--on-demand] [--queued]
+  --create --accelerator-type TYPE [--runtime-version V] [--spot (default) | --on-demand] [--queued]
                           create the VMs first (tpu_create.sh)
   --git-ref REF | --copy-tree [--repo URL] [--with-smollm2]
                           install the project on each VM first (tpu_setup.sh)
   --watch                 run tpu_watch.sh per VM in parallel (recreate and resume on preemption;
                           needs --accelerator-type and a source) and wait for all of them
   --max-retries N         with --watch (default 3)
+  --poll-seconds S        with --watch: seconds between checks (default 120)
   --module MODULE         the sweep CLI (default inoc_jax.sweep)
   --env KEY=VALUE         environment on the workers (repeatable)
   --dry-run               print every command instead of running it
@@ -38,7 +39,7 @@ EOF
 
 VMS="" PREFIX="" NUM_VMS="" ZONE="${INOC_TPU_ZONE:-}" PROJECT="${INOC_TPU_PROJECT:-}" CONFIG="" WORKDIR=""
 CREATE=0 ACCELERATOR="" RUNTIME="" CAPACITY="--spot" QUEUED=0 GIT_REF="" COPY_TREE=0 REPO="" SMOLLM2=0 WATCH=0
-MAX_RETRIES=3 MODULE="inoc_jax.sweep"
+MAX_RETRIES=3 POLL=120 MODULE="inoc_jax.sweep"
 ENV_FLAGS=()
 ARGS=()
 while [[ $# -gt 0 ]]; do
@@ -61,6 +62,7 @@ while [[ $# -gt 0 ]]; do
     --with-smollm2) SMOLLM2=1; shift ;;
     --watch) WATCH=1; shift ;;
     --max-retries) require_value "$1" "${2:-}"; MAX_RETRIES="$2"; shift 2 ;;
+    --poll-seconds) require_value "$1" "${2:-}"; POLL="$2"; shift 2 ;;
     --module) require_value "$1" "${2:-}"; MODULE="$2"; shift 2 ;;
     --env) require_value "$1" "${2:-}"; ENV_FLAGS+=(--env "$2"); shift 2 ;;
     --dry-run) DRY_RUN=1; shift ;;
@@ -113,7 +115,7 @@ for index in "${!names[@]}"; do
   if [[ "${WATCH}" == 1 ]]; then
     watch=("${HERE}/tpu_watch.sh" --name "${name}" "${common[@]}" "${create_args[@]}" "${source_args[@]}"
       --config "${CONFIG}" --workdir "${WORKDIR}" --run-id "${run_id}" --module "${MODULE}"
-      --done-marker "${WORKDIR%/}/.shards/${index}-of-${num_shards}.done" --max-retries "${MAX_RETRIES}"
+      --done-marker "${WORKDIR%/}/.shards/${index}-of-${num_shards}.done" --max-retries "${MAX_RETRIES}" --poll-seconds "${POLL}"
       ${ENV_FLAGS[@]+"${ENV_FLAGS[@]}"} "${shard_args[@]}")
     if [[ "${DRY_RUN}" == 1 ]]; then
       "${watch[@]}"

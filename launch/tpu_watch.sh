@@ -132,20 +132,24 @@ finish() {
 }
 
 # (Re)build the VM and start the run: the first attempt and every restart after a preemption.
+# Fails (status 1) instead of exiting, so a VM lost again while being set up costs one retry.
 provision_and_start() {
   case "$(tpu_state "${NAME}" "${QUEUED}" NOT_FOUND)" in
     READY | ACTIVE) ;;
-    NOT_FOUND) create_vm ;;
-    *) delete_vm && create_vm ;;
+    NOT_FOUND) create_vm || return 1 ;;
+    *)
+      delete_vm
+      create_vm || return 1
+      ;;
   esac
-  setup_vm
-  start_run
+  setup_vm || return 1
+  start_run || return 1
 }
 
 if [[ "${DRY_RUN}" == 0 ]] && gcs_exists "${DONE_MARKER}"; then
   finish
 fi
-provision_and_start
+provision_and_start || note "provisioning failed; the next check decides"
 retries=0
 while true; do
   if [[ "${DRY_RUN}" == 1 ]]; then
@@ -167,7 +171,7 @@ while true; do
           retries=$((retries + 1))
           ((retries <= MAX_RETRIES)) || die "run '${RUN_ID}' failed with status ${status} and ${MAX_RETRIES} retries are spent; see launch/tpu_logs.sh --name ${NAME} --zone ${ZONE} --run-id ${RUN_ID}"
           note "run exited with ${status}; restart ${retries}/${MAX_RETRIES}"
-          start_run
+          start_run || note "restart failed; the next check decides"
           ;;
       esac
       ;;
@@ -176,7 +180,7 @@ while true; do
       retries=$((retries + 1))
       ((retries <= MAX_RETRIES)) || die "${NAME} was lost (${state}) and ${MAX_RETRIES} retries are spent; the checkpoints in ${WORKDIR} remain"
       note "${NAME} is ${state}; recreating (restart ${retries}/${MAX_RETRIES})"
-      provision_and_start
+      provision_and_start || note "provisioning failed; the next check decides"
       ;;
     *) note "${NAME} is ${state}; waiting" ;;
   esac
