@@ -108,12 +108,13 @@ class Embedder(nnx.Module):
     self.dtype = dtype
 
   def encode(self, tokens: jax.Array) -> jax.Array:
-    # Under a training mesh every device looks up all rows in its d_model slice of the table
-    # ([batch, seq, d/fsdp]); the caller re-splits rows. The backward pass then scatters into the
-    # local slice only, never into a full [vocab, d_model] float32 gradient.
-    tokens = constrain(tokens, *(None,) * tokens.ndim)
-    x = jnp.take(self.embedding[...], tokens, axis=0)
-    x = constrain(x, *(None,) * tokens.ndim, "embed_shard").astype(self.dtype)
+    # Under a training mesh each device looks up its data group's rows in its d_model slice of the
+    # table ([batch/data, seq, d/fsdp]); the caller re-splits rows over fsdp (an all-to-all). The
+    # backward pass scatters into the local slice only, never into a full [vocab, d_model] float32
+    # gradient, and each resharding step is a single collective.
+    rows = ("batch_data",) + (None,) * (tokens.ndim - 1)
+    x = jnp.take(self.embedding[...], constrain(tokens, *rows), axis=0)
+    x = constrain(x, *rows, "embed_shard").astype(self.dtype)
     if self.scale_by_sqrt_dim:
       # HF Gemma rounds the normaliser to the compute dtype before multiplying.
       x = x * jnp.asarray(math.sqrt(x.shape[-1]), self.dtype)

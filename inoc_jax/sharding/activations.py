@@ -25,6 +25,7 @@ from inoc_jax.sharding.rules import fit_spec
 # Logical activation dimension -> mesh axes (None = replicated).
 ACTIVATION_AXES: dict[str, str | tuple[str, ...] | None] = {
     "batch": BATCH_AXES,
+    "batch_data": "data",             # rows split over `data` only (replicated over fsdp)
     "length": None,
     "embed": None,
     "embed_shard": "fsdp",            # d_model split like the embedding table's columns
