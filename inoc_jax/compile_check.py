@@ -38,7 +38,8 @@ _DEVICES = flags.DEFINE_integer("devices", None, "Fake devices to compile for (d
 _ACCELERATOR = flags.DEFINE_string("accelerator", None, "Check the peak against this chip's HBM: "
                                    "v4, v5e, v5p, v6e, a100-40gb, a100-80gb, h100, h200.")
 _HBM_GIB = flags.DEFINE_float("hbm_gib", None, "Check the peak against this many GiB per device.")
-_STRICT = flags.DEFINE_boolean("strict", False, "Treat a sharding rule the mesh cannot apply as an error.")
+_STRICT = flags.DEFINE_boolean("strict", False, "Treat a sharding rule the mesh cannot apply, or a tensor XLA "
+                               "can only reshard by replicating it, as an error.")
 _JSON = flags.DEFINE_string("json", None, "Also write the report as JSON to this path.")
 
 _CHILD_ENV = "INOC_COMPILE_CHECK_DEVICES"
@@ -142,11 +143,15 @@ def run_check(config, num_devices: int, hbm_gib: float | None) -> int:
       arithmetic=memory.state_arithmetic(abstract.state, shards), fallbacks=fallbacks,
       num_params=param_count(abstract.state.params) + param_count(abstract.state.frozen),
       num_trainable=param_count(abstract.state.params), lower_seconds=compiled.lower_seconds,
-      compile_seconds=compiled.compile_seconds, hbm_gib=hbm_gib)
+      compile_seconds=compiled.compile_seconds, hbm_gib=hbm_gib, involuntary_remats=compiled.involuntary_remats)
   print(report_lib.render(report), flush=True)
   if _JSON.value:
     with open(_JSON.value, "w", encoding="utf-8") as f:
       json.dump(report, f, indent=2)
+  if compiled.involuntary_remats and _STRICT.value:
+    raise ConfigError(f"Sharding error: XLA replicates {len(compiled.involuntary_remats)} tensors to reshard them "
+                      f"(first: {compiled.involuntary_remats[0]}); add activation constraints "
+                      "(inoc_jax/sharding/activations.py) or change the mesh.")
   return 0 if report.get("fits", True) else 1
 
 
@@ -156,4 +161,4 @@ def _entry(argv):
 
 if __name__ == "__main__":
   flags.mark_flags_as_required(["config"])
-  app.run(cli.friendly(_entry), flags_parser=cli.parse_flags)
+  app.run(cli.friendly(_entry, distributed=False), flags_parser=cli.parse_flags)

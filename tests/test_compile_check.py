@@ -92,3 +92,24 @@ def test_qwen2_7b_fsdp_estimate_matches_params_grads_adam_arithmetic(tmp_path, d
   # The compiled peak adds activations and transient buffers on top of the state, but stays bounded.
   assert arithmetic < compiled["peak"] < (1.3 if devices == 16 else 2.0) * arithmetic
   assert report["fits"] is True
+
+
+def test_mixed_mesh_with_accumulation_reshards_without_replicating(tmp_path):
+  """Activation constraints must leave GSPMD no reshard it can only do by replicating a tensor."""
+  proc, report = _compile_check(tmp_path, "--mesh=data:2,fsdp:2,tensor:2", "--config.data.global_batch_size=8",
+                                "--config.train.grad_accum_steps=2", "--config.lora.enabled=True", "--strict")
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  assert report["involuntary_remats"] == [] and report["rule_fallbacks"] == []
+  assert "Involuntary full rematerialization" not in proc.stderr
+
+
+def test_xla_resharding_warnings_are_captured_from_the_c_level_stderr(capfd):
+  from inoc_jax.aot import lowering
+  warning = ('W1129 spmd_partitioner.cc:656] [SPMD] Involuntary full rematerialization. The compiler cannot go '
+             'from sharding {devices=[4,1,1]<=[4]} to {devices=[1,1,2,2]<=[2,2]T(1,0) last_tile_dim_replicate} '
+             'efficiently for HLO operation %sharding_constraint.17 = f32[2,384,64]{2,1,0} copy(%add_any.60), '
+             'metadata={op_name="jit(_step)/transpose(jvp())/sharding_constraint" stack_frame_id=50}.\n')
+  with lowering._captured_stderr() as log:  # pylint: disable=protected-access
+    os.write(2, warning.encode())
+  assert lowering._REMAT_WARNING.findall(log[0]) == ["jit(_step)/transpose(jvp())/sharding_constraint"]
+  assert "Involuntary" in capfd.readouterr().err  # echoed back for the user

@@ -8,9 +8,14 @@ laptop: nothing is allocated, only compiled.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import os
+import re
+import sys
+import tempfile
 import time
-from typing import Any
+from typing import Any, Iterator
 
 import jax
 import jax.numpy as jnp
@@ -58,9 +63,41 @@ def abstract_step(config: ml_collections.ConfigDict, mesh: Mesh) -> AbstractStep
 
 @dataclasses.dataclass
 class Compiled:
+  """A compiled step and what XLA said while compiling it.
+
+  Attributes:
+    involuntary_remats: op names the SPMD partitioner could only reshard by
+      replicating the whole tensor first (its 'Involuntary full rematerialization'
+      warning): each is a full-size transient and an all-gather per step.
+  """
+
   executable: Any
   lower_seconds: float
   compile_seconds: float
+  involuntary_remats: list[str]
+
+
+@contextlib.contextmanager
+def _captured_stderr() -> Iterator[list[str]]:
+  """Captures file descriptor 2 (where XLA's C++ logging goes), then echoes it back."""
+  captured: list[str] = []
+  sys.stderr.flush()
+  saved = os.dup(2)
+  with tempfile.TemporaryFile(mode="w+b") as sink:
+    os.dup2(sink.fileno(), 2)
+    try:
+      yield captured
+    finally:
+      sys.stderr.flush()
+      os.dup2(saved, 2)
+      os.close(saved)
+      sink.seek(0)
+      text = sink.read().decode("utf-8", "replace")
+      captured.append(text)
+      sys.stderr.write(text)
+
+
+_REMAT_WARNING = re.compile(r'Involuntary full rematerialization.*?op_name="([^"]+)"')
 
 
 def compile_step(abstract: AbstractStep) -> Compiled:
@@ -68,5 +105,7 @@ def compile_step(abstract: AbstractStep) -> Compiled:
   start = time.perf_counter()
   lowered = abstract.step.lower(abstract.state, abstract.batch)
   lowered_at = time.perf_counter()
-  executable = lowered.compile()
-  return Compiled(executable, lowered_at - start, time.perf_counter() - lowered_at)
+  with _captured_stderr() as log:
+    executable = lowered.compile()
+  remats = sorted(set(_REMAT_WARNING.findall(log[0] if log else "")))
+  return Compiled(executable, lowered_at - start, time.perf_counter() - lowered_at, remats)

@@ -17,7 +17,7 @@ ACCELERATOR_HBM_GIB = {
 def build_report(*, config, mesh_shape: dict[str, int], num_devices: int, compiled: CompiledMemory,
                  arithmetic: StateArithmetic, fallbacks: list[RuleFallback], num_params: int,
                  num_trainable: int, lower_seconds: float, compile_seconds: float,
-                 hbm_gib: float | None) -> dict[str, Any]:
+                 hbm_gib: float | None, involuntary_remats: list[str] = ()) -> dict[str, Any]:
   ratio = compiled.params_grads_optimizer / arithmetic.total if arithmetic.total else float("nan")
   report = {
       "model": config.model.preset,
@@ -52,6 +52,7 @@ def build_report(*, config, mesh_shape: dict[str, int], num_devices: int, compil
       "state_ratio": ratio,
       "peak_ratio": compiled.peak / arithmetic.total if arithmetic.total else float("nan"),
       "rule_fallbacks": [f.sentence() for f in fallbacks],
+      "involuntary_remats": list(involuntary_remats),
   }
   if hbm_gib:
     report["hbm_bytes"] = hbm_gib * GIB
@@ -85,6 +86,10 @@ def render(report: dict[str, Any]) -> str:
     lines += [f"  - {sentence}" for sentence in report["rule_fallbacks"]]
   else:
     lines.append("sharding rules: every rule applied as written.")
+  if report["involuntary_remats"]:
+    lines.append("XLA could only reshard these tensors by replicating them first (a full-size copy and an "
+                 "all-gather every step):")
+    lines += [f"  - {op}" for op in report["involuntary_remats"]]
   if "fits" in report:
     verdict = "fits" if report["fits"] else "does NOT fit"
     lines.append(f"peak {gib(c['peak'])} {verdict} in {gib(report['hbm_bytes'])} of HBM per device.")
