@@ -10,6 +10,11 @@ from absl import flags
 
 from inoc_jax.errors import InocJaxError
 
+# Multi-process start-up (inoc_jax.runtime.distributed); unnecessary under SLURM, Open MPI and Cloud TPU.
+_COORDINATOR = flags.DEFINE_string("coordinator_address", None, "HOST:PORT of process 0 for a multi-process job.")
+_NUM_PROCESSES = flags.DEFINE_integer("num_processes", None, "Processes in the job (with --coordinator_address).")
+_PROCESS_ID = flags.DEFINE_integer("process_id", None, "This process's rank in [0, num_processes).")
+
 
 def config_argument() -> str:
   """The raw `--config=...` value given on the command line."""
@@ -51,13 +56,24 @@ def parse_flags(argv: list[str]) -> list[str]:
   return argv
 
 
-def friendly(main):
-  """Wraps an absl main so user errors print one line and exit with status 2."""
+def initialize_distributed() -> None:
+  """Joins the multi-process job described by the flags or the cluster environment (no-op alone)."""
+  from inoc_jax.runtime import distributed  # pylint: disable=g-import-not-at-top
+  distributed.initialize(_COORDINATOR.value, _NUM_PROCESSES.value, _PROCESS_ID.value)
+
+
+def friendly(main, *, distributed: bool = True):
+  """Wraps an absl main: multi-process start-up, then user errors print one line and exit with status 2.
+
+  Pass distributed=False for tools that must stay single-process (e.g. compile_check).
+  """
 
   @functools.wraps(main)
   def wrapped(argv):
     setup_logging()
     try:
+      if distributed:
+        initialize_distributed()
       return main(argv)
     except InocJaxError as e:
       _fail(str(e))
