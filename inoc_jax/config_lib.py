@@ -89,5 +89,7 @@ def validate(config: ml_collections.ConfigDict, num_devices: int) -> None:
   _check(problems, config.optim.warmup_steps >= 0, f"optim.warmup_steps must be >= 0, got {config.optim.warmup_steps}")
   _check(problems, config.loss.chunk_size >= 0, f"loss.chunk_size must be >= 0, got {config.loss.chunk_size}")
   _check(problems, config.train.log_every > 0, f"train.log_every must be positive, got {config.train.log_every}")
+  from inoc_jax.data.settings import config_problems  # pylint: disable=g-import-not-at-top
+  problems.extend(config_problems(config))
   if problems:
     raise ConfigError("Invalid config: " + "; ".join(problems) + ".")
