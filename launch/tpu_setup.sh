@@ -8,9 +8,9 @@ usage() {
   cat <<'EOF'
 Usage: launch/tpu_setup.sh --name NAME --zone ZONE (--git-ref REF | --copy-tree) [options]
 
-On every worker (gcloud ... ssh --worker=all): creates the venv ~/inoc_venv, puts the
-project in ~/inoc_jax and runs `pip install -e ".[tpu]"` (jax[tpu] pinned to the project's
-jax, gcsfs and google-cloud-storage for gs:// workdirs), then prints what JAX sees.
+On every worker (gcloud ... ssh --worker=all): enables transparent hugepages, creates the venv
+~/inoc_venv, puts the project in ~/inoc_jax and runs `pip install -e ".[tpu]"` (jax[tpu] pinned
+to the project's jax, gcsfs and google-cloud-storage for gs:// workdirs), then prints what JAX sees.
 
 Required:
   --name NAME            TPU VM name
@@ -75,6 +75,8 @@ remote="set -euo pipefail
 if ! $(quote_words "${PYTHON_BIN}") -m venv --help >/dev/null 2>&1 || ! command -v git >/dev/null; then
   sudo apt-get -qq update && sudo apt-get -qq install -y python3-venv git >/dev/null
 fi
+# JAX warns that TPU v5e+ start-up and transfers are slower without transparent hugepages.
+sudo sh -c 'echo always > /sys/kernel/mm/transparent_hugepage/enabled' 2>/dev/null || true
 ${fetch}
 [ -x ${INOC_VENV_DIR}/bin/python ] || $(quote_words "${PYTHON_BIN}") -m venv ${INOC_VENV_DIR}
 . ${INOC_VENV_DIR}/bin/activate
