@@ -80,7 +80,9 @@ def _kill(procs) -> None:
     proc.wait()
 
 
-def _run_job(tmp_path, name: str, num_processes: int, devices_per_process: int, num_slices: int = 0) -> JobResult:
+def _start_job(tmp_path, name: str, num_processes: int, devices_per_process: int, num_slices: int = 0,
+               rank_args: dict[int, list[str]] | None = None):
+  """Starts every process of a job; returns (processes, their log paths, workdir, record dir)."""
   workdir, record_dir = tmp_path / name / "workdir", tmp_path / name / "record"
   record_dir.mkdir(parents=True)
   env = dict(os.environ, JAX_PLATFORMS="cpu", PYTHONPATH=REPO + os.pathsep + os.environ.get("PYTHONPATH", ""),
@@ -98,15 +100,29 @@ def _run_job(tmp_path, name: str, num_processes: int, devices_per_process: int, 
       with open(log_path, "w") as log_file:
         procs.append(subprocess.Popen(
             [sys.executable, os.path.join(REPO, "tests", "multiprocess_worker.py"), str(record_dir), "--",
-             *_train_flags(str(workdir), num_slices), *dist],
+             *_train_flags(str(workdir), num_slices), *dist, *(rank_args or {}).get(rank, [])],
             cwd=REPO, env=env, stdout=log_file, stderr=subprocess.STDOUT, start_new_session=True))
-    deadline = time.monotonic() + JOB_TIMEOUT_S
+  except BaseException:
+    _kill(procs)
+    raise
+  return procs, log_paths, workdir, record_dir
+
+
+def _wait(procs) -> None:
+  """Until all exit 0, one fails (then the rest are killed at once) or the job times out."""
+  deadline = time.monotonic() + JOB_TIMEOUT_S
+  try:
     while any(p.poll() is None for p in procs):
       if any(p.returncode not in (None, 0) for p in procs) or time.monotonic() > deadline:
         break
       time.sleep(0.5)
   finally:
     _kill(procs)
+
+
+def _run_job(tmp_path, name: str, num_processes: int, devices_per_process: int, num_slices: int = 0) -> JobResult:
+  procs, log_paths, workdir, record_dir = _start_job(tmp_path, name, num_processes, devices_per_process, num_slices)
+  _wait(procs)
   logs = [path.read_text() for path in log_paths]
   for rank, proc in enumerate(procs):
     assert proc.returncode == 0, f"process {rank} exited with {proc.returncode}:\n{logs[rank][-4000:]}"
@@ -153,3 +169,15 @@ def test_two_processes_with_default_layout_match_one_process(tmp_path, single_pr
   """Default mesh: JAX orders devices, so fsdp may span processes; results must not change."""
   result = _run_job(tmp_path, "two_default", num_processes=2, devices_per_process=2)
   _assert_same_training(result, single_process)
+
+
+def test_a_failing_process_ends_the_whole_job_at_once(tmp_path):
+  """Process 1 stops on a config error; process 0 (waiting for it at start-up) must not linger."""
+  start = time.monotonic()
+  procs, log_paths, _, _ = _start_job(tmp_path, "broken", num_processes=2, devices_per_process=2,
+                                      rank_args={1: ["--config.optim.lr=-1"]})
+  _wait(procs)
+  assert time.monotonic() - start < 120
+  assert procs[1].returncode == 2 and "optim.lr must be >= 0" in log_paths[1].read_text()
+  assert procs[0].returncode != 0  # killed by the harness, not left running
+  assert all(p.poll() is not None for p in procs)
