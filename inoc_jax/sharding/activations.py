@@ -38,7 +38,11 @@ ACTIVATION_AXES: dict[str, str | tuple[str, ...] | None] = {
 
 def activation_spec(names: tuple[str | None, ...]) -> P:
   """PartitionSpec for an activation whose dimensions have these logical names (None = replicated)."""
-  return P(*(None if name is None else ACTIVATION_AXES[name] for name in names))
+  entries = [None if name is None else ACTIVATION_AXES[name] for name in names]
+  used = [axis for entry in entries if entry for axis in (entry if isinstance(entry, tuple) else (entry,))]
+  if len(used) != len(set(used)):
+    raise ValueError(f"logical dimensions {names} would use a mesh axis twice ({used})")
+  return P(*entries)
 
 
 def constrain(x: jax.Array, *names: str | None) -> jax.Array:
