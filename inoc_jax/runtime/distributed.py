@@ -163,9 +163,8 @@ def detect_cluster(coordinator_address: str | None = None, num_processes: int | 
     return spec
   if env.get("INOC_SINGLE_PROCESS") == "1":
     return ClusterSpec("single")
-  if tpu_chips_present() if tpu_present is None else tpu_present:
-    return ClusterSpec("cloud_tpu")
-  return ClusterSpec("single")
+  on_tpu_vm = tpu_chips_present() if tpu_present is None else tpu_present
+  return ClusterSpec("cloud_tpu") if on_tpu_vm else ClusterSpec("single")
 
 
 def initialize(coordinator_address: str | None = None, num_processes: int | None = None,
