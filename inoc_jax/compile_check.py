@@ -20,7 +20,6 @@ are an estimate.
 from __future__ import annotations
 
 import json
-import math
 import os
 import sys
 
@@ -28,6 +27,7 @@ from absl import app, flags
 from ml_collections import config_flags
 
 from inoc_jax import cli
+from inoc_jax.aot.target import parse_mesh, target_device_count
 from inoc_jax.errors import ConfigError
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Experiment config file, optionally ':preset'.",
@@ -47,33 +47,6 @@ _CHILD_ENV = "INOC_COMPILE_CHECK_DEVICES"
 # all-reduces; each of these keeps full-size gradients alive at once, which no TPU/GPU schedule does.
 CPU_PROXY_XLA_FLAGS = ("--xla_cpu_enable_concurrency_optimized_scheduler=false",
                        "--xla_disable_hlo_passes=cpu-all-reduce-combiner")
-
-
-def parse_mesh(text: str) -> dict[str, int]:
-  """'data:16,fsdp:16,tensor:1' -> {'data': 16, 'fsdp': 16, 'tensor': 1}; axes not named are 1."""
-  from inoc_jax.sharding.mesh import MESH_AXES  # pylint: disable=g-import-not-at-top  (imports jax)
-  sizes = {axis: 1 for axis in MESH_AXES}
-  for part in filter(None, (p.strip() for p in text.split(","))):
-    name, sep, value = part.partition(":")
-    if not sep or name not in MESH_AXES:
-      raise ConfigError(f"--mesh entry {part!r} is not 'axis:size' with axis one of {', '.join(MESH_AXES)}; "
-                        "write e.g. --mesh=data:2,fsdp:8,tensor:1.")
-    try:
-      sizes[name] = int(value)
-    except ValueError:
-      raise ConfigError(f"--mesh size {value!r} for {name} is not an integer; write e.g. {name}:8.") from None
-  return sizes
-
-
-def target_device_count(mesh_sizes: dict[str, int], devices: int | None) -> int:
-  product = math.prod(s for s in mesh_sizes.values() if s != -1)
-  if devices is not None:
-    if devices <= 0:
-      raise ConfigError(f"--devices must be positive, got {devices}.")
-    return devices
-  if -1 in mesh_sizes.values():
-    raise ConfigError(f"The mesh {mesh_sizes} has a -1 axis; give --devices=N or set every axis size.")
-  return product
 
 
 def _reexec_with_fake_devices(num_devices: int) -> None:

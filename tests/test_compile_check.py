@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from inoc_jax.compile_check import parse_mesh, target_device_count
+from inoc_jax.aot.target import parse_mesh, target_device_count
 from inoc_jax.errors import ConfigError
 from tests.conftest import REPO
 
@@ -28,6 +28,9 @@ def _compile_check(tmp_path, *args, timeout=600):
 
 
 def test_parse_mesh_fills_missing_axes_and_rejects_typos():
+  from inoc_jax.aot import target
+  from inoc_jax.sharding import mesh
+  assert target.MESH_AXES == mesh.MESH_AXES
   assert parse_mesh("data:16,fsdp:16,tensor:1") == {"data": 16, "fsdp": 16, "tensor": 1}
   assert parse_mesh("fsdp:8") == {"data": 1, "fsdp": 8, "tensor": 1}
   with pytest.raises(ConfigError, match="axis:size"):
