@@ -28,7 +28,9 @@ Options:
   --module MODULE          Python module to run (default inoc_jax.train)
   --env KEY=VALUE          environment for the run on every worker (repeatable), e.g.
                            --env LIBTPU_INIT_ARGS=--xla_tpu_enable_async_collective_fusion=true
-  --restart                stop this run's previous process on every worker first (by its pid file)
+  --restart                stop this run's previous processes on every worker first (SIGTERM to the
+                           recorded process group, so the trainer checkpoints; SIGKILL after --stop-timeout)
+  --stop-timeout SECONDS   how long --restart waits for a checkpointing exit (default 300)
   --dry-run                print every command instead of running it
   -h, --help               this text
   -- ARGS                  passed to the module, e.g. -- --config.optim.lr=1e-4
@@ -36,7 +38,7 @@ EOF
 }
 
 NAME="" ZONE="${INOC_TPU_ZONE:-}" PROJECT="${INOC_TPU_PROJECT:-}" CONFIG="" WORKDIR="" RUN_ID="" MODULE="inoc_jax.train"
-RESTART=0
+RESTART=0 STOP_TIMEOUT=300
 ENVS=()
 ARGS=()
 while [[ $# -gt 0 ]]; do
@@ -53,6 +55,7 @@ while [[ $# -gt 0 ]]; do
       [[ "$2" =~ ^[A-Za-z_][A-Za-z0-9_]*= ]] || die "--env takes KEY=VALUE, got '$2'"
       ENVS+=("$2"); shift 2 ;;
     --restart) RESTART=1; shift ;;
+    --stop-timeout) require_value "$1" "${2:-}"; STOP_TIMEOUT="$2"; shift 2 ;;
     --dry-run) DRY_RUN=1; shift ;;
     -h | --help) usage; exit 0 ;;
     --) shift; ARGS=("$@"); break ;;
@@ -65,6 +68,7 @@ require_set WORKDIR --workdir
 set_scope
 [[ "${WORKDIR}" == gs://* ]] || die "--workdir must be a gs:// URL so every worker (and a recreated VM) sees it"
 RUN_ID="${RUN_ID:-$(basename "${WORKDIR%/}")}"
+[[ "${STOP_TIMEOUT}" =~ ^[0-9]+$ ]] || die "--stop-timeout takes seconds, got '${STOP_TIMEOUT}'"
 [[ "${RUN_ID}" =~ ^[A-Za-z0-9._-]+$ ]] || die "--run-id '${RUN_ID}' may only use letters, digits, '.', '_' and '-'"
 
 logdir="${INOC_LOG_ROOT}/${RUN_ID}"
@@ -88,15 +92,20 @@ gcloud storage cp --quiet \"\$1\" ${workdir_logs}\"worker-\$2.log\" || true
 exit \"\$status\"
 INOC_RUN
 pidfile=${logdir}/worker-\$worker.pid
-if [ -f \"\$pidfile\" ] && kill -0 \"\$(cat \"\$pidfile\")\" 2>/dev/null; then
+if [ -f \"\$pidfile\" ] && kill -0 -- \"-\$(cat \"\$pidfile\")\" 2>/dev/null; then
   if [ ${RESTART} = 1 ]; then
-    kill \"\$(cat \"\$pidfile\")\"; sleep 5
+    # SIGTERM to the run's process group: the trainer saves a checkpoint and exits; SIGKILL after ${STOP_TIMEOUT}s.
+    group=\"-\$(cat \"\$pidfile\")\"
+    kill -TERM -- \"\$group\" 2>/dev/null || true
+    for _ in \$(seq ${STOP_TIMEOUT}); do kill -0 -- \"\$group\" 2>/dev/null || break; sleep 1; done
+    kill -KILL -- \"\$group\" 2>/dev/null || true
   else
     echo \"worker \$worker: run ${RUN_ID} is still running (pid \$(cat \"\$pidfile\")); pass --restart to replace it\" >&2; exit 3
   fi
 fi
 rm -f ${logdir}/worker-\$worker.exit
-nohup bash ${logdir}/run.sh ${logdir}/worker-\$worker.log \"\$worker\" > /dev/null 2>&1 &
+# setsid: the runner leads its own process group, so --restart can stop it with its children.
+setsid nohup bash ${logdir}/run.sh ${logdir}/worker-\$worker.log \"\$worker\" > /dev/null 2>&1 < /dev/null &
 echo \$! > \"\$pidfile\"
 echo \"worker \$worker: started pid \$!, log ${logdir}/worker-\$worker.log\""
 

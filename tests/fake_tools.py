@@ -73,6 +73,9 @@ FAKE = textwrap.dedent(r'''
     if tool == "gcloud" and "scp" in args and os.environ.get("FAKE_SCP_DIR"):
         source = [a for a in args if not a.startswith("-") and os.path.exists(a)][0]
         subprocess.check_call(["cp", source, os.environ["FAKE_SCP_DIR"]])
+    if tool == "python" and os.environ.get("FAKE_PYTHON_SLEEP"):
+        import time
+        time.sleep(float(os.environ["FAKE_PYTHON_SLEEP"]))
     answer = reply()
     sys.stdout.write(answer.get("stdout", ""))
     sys.exit(answer.get("rc", 0))

@@ -226,6 +226,41 @@ def test_run_starts_detached_on_all_workers_and_uploads_the_log(fakes):
   assert (logdir / f"worker-{worker}.pid").exists()
 
 
+def _group_alive(pgid: int) -> bool:
+  try:
+    os.killpg(pgid, 0)
+  except ProcessLookupError:
+    return False
+  return True
+
+
+def test_run_refuses_to_double_start_and_restart_stops_the_old_process_group(fakes):
+  _fake_worker_home(fakes)
+  args = ["--name", "v", "--zone", "z", "--config", "c.py", "--workdir", "gs://bkt/runs/long", "--stop-timeout", "10"]
+  env = {"FAKE_EXEC_SSH": "1", "FAKE_PYTHON_SLEEP": "120"}
+  first = fakes.run("tpu_run.sh", *args, env=env)
+  assert first.returncode == 0, first.stderr
+  (pid_file,) = (fakes.home / "inoc_logs" / "long").glob("worker-*.pid")
+  old_pid = int(pid_file.read_text())
+  try:
+    for _ in range(100):  # wait until the fake trainer runs inside the old process group
+      if any(c["tool"] == "python" for c in fakes.calls()):
+        break
+      subprocess.run(["sleep", "0.1"])
+    again = fakes.run("tpu_run.sh", *args, env=env)
+    assert again.returncode == 3 and "still running" in again.stderr and "--restart" in again.stderr
+    restarted = fakes.run("tpu_run.sh", *args, "--restart", env={"FAKE_EXEC_SSH": "1"})
+    assert restarted.returncode == 0, restarted.stderr
+    assert not _group_alive(old_pid)  # the runner and its python child were stopped together
+    assert int(pid_file.read_text()) != old_pid
+  finally:
+    for pid in (old_pid, int(pid_file.read_text())):
+      try:
+        os.killpg(pid, 9)
+      except (ProcessLookupError, PermissionError):
+        pass
+
+
 def test_run_refuses_a_local_workdir(fakes):
   proc = fakes.run("tpu_run.sh", "--name", "v", "--zone", "z", "--config", "c.py", "--workdir", "/tmp/run")
   assert proc.returncode == 2 and "gs:// URL" in proc.stderr and not fakes.calls()
