@@ -34,6 +34,7 @@ from inoc_jax.evaluation import eval_config, judges
 from inoc_jax.evaluation.results_table import format_table
 from inoc_jax.evaluation.sandbox import Sandbox
 from inoc_jax.evaluation.scorers import HEADLINE_METRICS, get_scorer
+from inoc_jax.runtime import storage
 from inoc_jax.sampling import Sampler, SamplingParams
 
 log = logging.getLogger("inoc_jax")
@@ -141,7 +142,7 @@ def evaluate_params(config: ml_collections.ConfigDict, graphdef: nnx.GraphDef, *
     config: the run config (setting, seed, `eval.*`).
     graphdef, *model_states: the model (`nnx.merge(graphdef, *model_states)`), e.g. the train
       state's params and frozen weights.
-    workdir: where results.json goes (created).
+    workdir: where results.json goes (created; local or a gs:// URL).
     mesh: device mesh for sampling (default: all devices on `data`).
     encoder: chat encoder (default: the run's, from config.data).
     suite_loader: (config, eval_prompt, split) -> examples (default: the data layer's load_eval_suite).
@@ -197,9 +198,8 @@ def evaluate_params(config: ml_collections.ConfigDict, graphdef: nnx.GraphDef, *
               "wall_seconds": time.time() - start, "config": json.loads(config.to_json_best_effort()),
               "results": results}
   if jax.process_index() == 0:
-    os.makedirs(workdir, exist_ok=True)
-    with open(os.path.join(workdir, "results.json"), "w", encoding="utf-8") as f:
-      json.dump(document, f, indent=1, default=str)
+    storage.makedirs(workdir)
+    storage.write_text(storage.join(workdir, "results.json"), json.dumps(document, indent=1, default=str))
     if print_table:
       print(format_table(config.setting, summary, HEADLINE_METRICS.get(config.setting, ()),
                          title=f"{config.setting} - {checkpoint_id or 'model'}" + (f" @ step {step}" if step else "")))
