@@ -131,8 +131,8 @@ def main() -> None:
     print(f"batch {batch}: ours {row['ours']:.1f} tok/s" + (f", HF {row['hf']:.1f} tok/s" if "hf" in row else ""),
           flush=True)
   print()
-  print(f"| model | batch | prompt | new | dtype | ours tok/s | HF generate tok/s | ours / HF | "
-        f"of bandwidth limit | compile s | same greedy rows |")
+  print("| model | batch | prompt | new | dtype | ours tok/s | HF generate tok/s | ours / HF | "
+        "of bandwidth limit | compile s | same greedy rows |")
   print("|---|---|---|---|---|---|---|---|---|---|---|")
   for r in rows:
     hf_cells = (f"{r['hf']:.1f} | {r['ratio']:.2f}x" if "hf" in r else "- | -")

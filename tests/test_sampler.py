@@ -1,6 +1,5 @@
 """The KV-cache sampler: correctness against an uncached model, compilation per bucket, seeds, stops, mesh."""
 
-import functools
 
 import jax
 import jax.numpy as jnp
