@@ -1,5 +1,6 @@
 """The code sandbox against hostile programs: each is contained, scored as failed, and changes nothing outside."""
 
+import dataclasses
 import glob
 import hashlib
 import os
@@ -91,6 +92,16 @@ def test_infinite_loop_is_stopped(sandbox):
   result = sandbox.run("while True:\n    pass")
   assert_contained(result)
   assert result.wall_seconds < LIMITS.wall_seconds + 3
+  assert result.status == "timeout", result
+
+
+def test_cpu_time_limit_counts_as_a_timeout():
+  """On an idle machine RLIMIT_CPU fires before the wall clock; that is still a timeout, not a failure."""
+  box = Sandbox(dataclasses.replace(LIMITS, wall_seconds=30.0, cpu_seconds=1), workers=1)
+  result = box.run("while True:\n    pass")
+  assert result.status == "timeout", result
+  assert "CPU-time limit" in result.detail
+  assert result.wall_seconds < 10
 
 
 def test_fork_bomb_is_contained_and_cleaned_up(sandbox):

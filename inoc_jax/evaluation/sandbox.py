@@ -102,6 +102,17 @@ def _signal_name(number: int) -> str:
     return f"signal {number}"
 
 
+def _hit_cpu_limit(returncode: int) -> bool:
+  """True when RLIMIT_CPU ended the program: SIGXCPU at the soft limit, SIGKILL at the hard one.
+
+  Which limit fires first depends on load (wall clock on a busy machine, CPU
+  time on an idle one), so both count as a timeout. A program that SIGKILLs
+  itself is counted the same way; it has not passed either way.
+  """
+  signal_number = -returncode if returncode < 0 else returncode - 128 if returncode > 128 else 0
+  return signal_number in (signal.SIGXCPU, signal.SIGKILL)
+
+
 def _describe_exit(returncode: int) -> str:
   if returncode < 0:
     return f"killed by {_signal_name(-returncode)}"
@@ -257,6 +268,9 @@ class Sandbox:
         return ProgramResult(TIMEOUT, None, stdout, stderr, elapsed, f"wall-clock limit {limits.wall_seconds}s")
       if process.returncode == 0:
         return ProgramResult(PASSED, 0, stdout, stderr, elapsed)
+      if _hit_cpu_limit(process.returncode):
+        return ProgramResult(TIMEOUT, process.returncode, stdout, stderr, elapsed,
+                             f"CPU-time limit {limits.cpu_seconds}s ({_describe_exit(process.returncode)})")
       return ProgramResult(FAILED, process.returncode, stdout, stderr, elapsed, _describe_exit(process.returncode))
     except OSError as e:
       return ProgramResult(INFRA, None, "", "", time.monotonic() - start, f"sandbox I/O failed: {e}")
