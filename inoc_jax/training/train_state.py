@@ -20,12 +20,9 @@ import optax
 from flax import nnx
 from jax.sharding import Mesh
 
+from inoc_jax.model.merge import BASE_WEIGHTS  # pylint: disable=unused-import  (re-exported)
 from inoc_jax.model.transformer import Transformer
 from inoc_jax.sharding import rules
-
-
-# Pretrained weights: every nnx.Param except LoRA adapters (LoRAParam subclasses Param).
-BASE_WEIGHTS = nnx.All(nnx.Param, nnx.Not(nnx.LoRAParam))
 
 
 @flax.struct.dataclass
