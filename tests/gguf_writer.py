@@ -99,7 +99,7 @@ def write_gguf(hf_dir: str, path: str, matrix_type: str = "F32", rope_original_c
       continue
     if value.ndim == 2 and matrix_type != "F32":
       qtype = gguf.GGMLQuantizationType[matrix_type]
-      writer.add_tensor(gguf_name(hf_name), gguf.quants.quantize(value, qtype), raw_shape=value.shape,
+      writer.add_tensor(gguf_name(hf_name), gguf.quants.quantize(value, qtype),
                         raw_dtype=qtype)
     else:
       writer.add_tensor(gguf_name(hf_name), value)
