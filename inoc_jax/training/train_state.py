@@ -64,6 +64,31 @@ def state_shardings(abstract_state: TrainState, mesh: Mesh) -> TrainState:
   return rules.tree_shardings(abstract_state, mesh)
 
 
+def _initialiser(spec: ModelSpec, tx: optax.GradientTransformation, seed: int):
+  """(init(weights) -> TrainState, init key). Every initialiser derives its keys from `seed` this way, so
+  the frozen weights rebuilt by `init_frozen` equal those of `init_train_state`."""
+  init_key, dropout_key = jax.random.split(jax.random.key(seed))
+
+  def init(key, weights):
+    model = spec.build(nnx.Rngs(params=key))
+    if weights is not None:
+      nnx.update(model, weights)
+    _, params, frozen = spec.split(model)
+    return TrainState(step=jnp.zeros((), jnp.int32), params=params, frozen=frozen, opt_state=tx.init(params),
+                      rng=jax.random.key_data(dropout_key))
+
+  return init, init_key
+
+
+def abstract_train_state(spec: ModelSpec, tx: optax.GradientTransformation, mesh: Mesh, seed: int
+                         ) -> tuple[nnx.GraphDef, TrainState, TrainState]:
+  """(graphdef, TrainState of ShapeDtypeStructs, its shardings) without allocating anything."""
+  graphdef, _, _ = spec.abstract()
+  init, key = _initialiser(spec, tx, seed)
+  abstract_state = jax.eval_shape(init, key, None)
+  return graphdef, abstract_state, state_shardings(abstract_state, mesh)
+
+
 def init_train_state(spec: ModelSpec, tx: optax.GradientTransformation, mesh: Mesh, seed: int,
                      pretrained: Any | None = None) -> tuple[nnx.GraphDef, TrainState, TrainState]:
   """Creates the sharded train state.
@@ -80,21 +105,17 @@ def init_train_state(spec: ModelSpec, tx: optax.GradientTransformation, mesh: Me
   Returns:
     (graphdef, state, state_shardings).
   """
-  graphdef, _, _ = spec.abstract()
-  init_key, dropout_key = jax.random.split(jax.random.key(seed))
-
-  def init(key, weights):
-    model = spec.build(nnx.Rngs(params=key))
-    if weights is not None:
-      nnx.update(model, weights)
-    _, params, frozen = spec.split(model)
-    return TrainState(step=jnp.zeros((), jnp.int32), params=params, frozen=frozen, opt_state=tx.init(params),
-                      rng=jax.random.key_data(dropout_key))
-
-  abstract_state = jax.eval_shape(init, init_key, pretrained)
-  shardings = state_shardings(abstract_state, mesh)
-  state = jax.jit(init, out_shardings=shardings, donate_argnums=(1,))(init_key, pretrained)
+  graphdef, _, shardings = abstract_train_state(spec, tx, mesh, seed)
+  init, key = _initialiser(spec, tx, seed)
+  state = jax.jit(init, out_shardings=shardings, donate_argnums=(1,))(key, pretrained)
   return graphdef, state, shardings
+
+
+def init_frozen(spec: ModelSpec, mesh: Mesh, seed: int) -> Any:
+  """The frozen leaves `init_train_state(spec, ..., seed)` creates (random init), computed alone."""
+  init, key = _initialiser(spec, optax.identity(), seed)
+  abstract = jax.eval_shape(lambda k: init(k, None).frozen, key)
+  return jax.jit(lambda k: init(k, None).frozen, out_shardings=rules.tree_shardings(abstract, mesh))(key)
 
 
 def base_param_shardings(spec: ModelSpec, mesh: Mesh) -> tuple[Any, Any]:
