@@ -28,7 +28,7 @@ def merge_lora(graphdef: nnx.GraphDef, *states: Any) -> nnx.State:
   Pure and traceable: run it under `jax.jit` with the base shardings as
   `out_shardings` to merge a sharded model without gathering it.
   """
-  model = nnx.merge(graphdef, *states)
+  model = nnx.merge(graphdef, *states, copy=True)  # never write into the caller's Variables
   for _, module in nnx.iter_modules(model):
     if isinstance(module, Projection) and module.lora is not None:
       module.kernel[...] = module.merged_kernel()
