@@ -38,6 +38,10 @@ ARRAY_ITEMS = ("params", "frozen", "optimizer")
 JSON_ITEMS = ("data_iterator", "config", "meta")
 
 
+class IncompatibleCheckpoint(CheckpointError):
+  """The checkpoint is readable but was written for another model or optimizer configuration."""
+
+
 @dataclasses.dataclass
 class Restored:
   """One restored step. `frozen` is None when the checkpoint does not hold it."""
@@ -55,6 +59,25 @@ def _handlers() -> dict:
   handlers = {name: ocp.StandardCheckpointHandler() for name in ARRAY_ITEMS}
   handlers.update({name: ocp.JsonCheckpointHandler() for name in JSON_ITEMS})
   return handlers
+
+
+def _shapes(tree: Any) -> dict[str, list[int]]:
+  return dict(zip(tree_codec.flat_paths(tree), (list(x.shape) for x in jax.tree_util.tree_leaves(tree))))
+
+
+def _check_compatible(step: int, name: str, stored: dict[str, list[int]], target: Any) -> None:
+  """Raises IncompatibleCheckpoint when `target` does not have the stored item's leaves and shapes."""
+  wanted = _shapes(target)
+  if wanted == stored:
+    return
+  missing, extra = sorted(set(stored) - set(wanted)), sorted(set(wanted) - set(stored))
+  reshaped = [f"{p} {stored[p]} vs {wanted[p]}" for p in sorted(set(stored) & set(wanted)) if stored[p] != wanted[p]]
+  details = "; ".join(part for part in (
+      f"only in the checkpoint: {missing[:3]}" if missing else "", f"only in this run: {extra[:3]}" if extra else "",
+      f"shapes differ: {reshaped[:3]}" if reshaped else "") if part)
+  raise IncompatibleCheckpoint(
+      f"Checkpoint step {step} was written by a different configuration ({name}: {details}); resume with the "
+      "run's original model/LoRA/optimizer settings or use a new --workdir.")
 
 
 def _abstract(tree: Any, shardings: Any) -> Any:
@@ -102,6 +125,7 @@ class Checkpointer:
     meta = dict(run_meta, format_version=FORMAT_VERSION, step=int(step), saved_at=time.time(),
                 items=sorted(arrays), process_count=jax.process_count(),
                 checksums={name: tree_codec.checksums(tree) for name, tree in arrays.items()},
+                shapes={name: _shapes(tree) for name, tree in arrays.items()},
                 frozen_checksums=tree_codec.checksums(state.frozen))
     args = {name: ocp.args.StandardSave(tree) for name, tree in arrays.items()}
     args["meta"] = ocp.args.JsonSave(meta)
@@ -133,6 +157,8 @@ class Checkpointer:
       raise CheckpointError(f"checkpoint step {step} has format {meta.get('format_version')}, expected "
                             f"{FORMAT_VERSION}")
     wanted = [name for name in abstract if name in meta["items"]]
+    for name in wanted:
+      _check_compatible(step, name, meta["shapes"][name], tree_codec.to_nested(abstract[name]))
     targets = {name: _abstract(tree_codec.to_nested(abstract[name]), tree_codec.to_nested(shardings[name]))
                for name in wanted}
     args = {name: ocp.args.StandardRestore(targets[name]) for name in wanted}
@@ -158,8 +184,10 @@ class Checkpointer:
     for step in reversed(steps):
       try:
         restored = self.restore_step(step, abstract, shardings)
+      except IncompatibleCheckpoint:
+        raise  # a configuration problem, not damage: never skip or move good checkpoints
       except Exception as e:  # pylint: disable=broad-except  (any unreadable step falls back)
-        reason = str(e).splitlines()[0][:300]
+        reason = " ".join(str(e).split())[:600]
         log.warning("checkpoint step %d in %s is unreadable (%s: %s); falling back to the previous one",
                     step, self.directory, type(e).__name__, reason)
         broken.append(step)
