@@ -24,7 +24,7 @@ from inoc_jax.model.transformer import Transformer
 from inoc_jax.sharding.mesh import make_mesh
 from inoc_jax.training.train_state import ModelSpec, abstract_train_state, init_train_state
 from tests.conftest import REPO
-from tests.weight_fixtures import fixture_dir, our_logits, reference
+from tests.weight_fixtures import fixture_dir, our_logits, reference, widen_vocab
 
 ARCH = get_preset("tiny")
 LORA = LoraConfig(rank=4, alpha=8)
@@ -170,24 +170,10 @@ def _lora_config(base_dir, *overrides):
 def lora_run(tmp_path_factory):
   """A 4-step LoRA run on the tiny HF llama (vocab 96 < the byte tokenizer's 260, so a copy with a larger vocab)."""
   base = tmp_path_factory.mktemp("base")
-  _widen_vocab(fixture_dir("smollm2"), str(base), 320)
+  widen_vocab(fixture_dir("smollm2"), str(base), 320)
   workdir = str(tmp_path_factory.mktemp("run"))
   trainer.train_and_evaluate(_lora_config(str(base), "train.num_steps=4"), workdir)
   return str(base), workdir
-
-
-def _widen_vocab(src, dst, vocab):
-  """The tiny fixture with its embedding padded to `vocab` rows (random), so byte-tokenised data fits."""
-  from safetensors.numpy import load_file, save_file  # pylint: disable=g-import-not-at-top
-  tensors = load_file(os.path.join(src, "model.safetensors"))
-  emb = tensors["model.embed_tokens.weight"]
-  extra = np.random.default_rng(0).normal(size=(vocab - emb.shape[0], emb.shape[1])).astype(np.float32)
-  tensors["model.embed_tokens.weight"] = np.concatenate([emb, extra])
-  os.makedirs(dst, exist_ok=True)
-  save_file(tensors, os.path.join(dst, "model.safetensors"), metadata={"format": "pt"})
-  cfg = json.load(open(os.path.join(src, "config.json")))
-  cfg["vocab_size"] = vocab
-  json.dump(cfg, open(os.path.join(dst, "config.json"), "w"))
 
 
 def test_lora_checkpoint_holds_adapters_only_and_restore_params_merges_them(lora_run):

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import os
 
 import jax.numpy as jnp
 import numpy as np
+from safetensors.numpy import load_file, save_file
 
 from tests.conftest import REPO
 
@@ -31,3 +33,19 @@ def assert_logits_close(ours: np.ndarray, theirs: np.ndarray, mask: np.ndarray, 
   """Compares real (mask == 1) positions only: padded positions are undefined in both."""
   real = mask.astype(bool)
   np.testing.assert_allclose(ours[real], theirs[real], atol=atol, rtol=0)
+
+
+def widen_vocab(src, dst, vocab):
+  """The tiny fixture with its embedding padded to `vocab` rows (random), so byte-tokenised data fits."""
+  tensors = load_file(os.path.join(src, "model.safetensors"))
+  rng = np.random.default_rng(0)
+  for name in ("model.embed_tokens.weight", "lm_head.weight"):
+    if name in tensors:
+      rows = tensors[name]
+      extra = rng.normal(size=(vocab - rows.shape[0], rows.shape[1])).astype(np.float32) * rows.std()
+      tensors[name] = np.concatenate([rows, extra])
+  os.makedirs(dst, exist_ok=True)
+  save_file(tensors, os.path.join(dst, "model.safetensors"), metadata={"format": "pt"})
+  cfg = json.load(open(os.path.join(src, "config.json")))
+  cfg["vocab_size"] = vocab
+  json.dump(cfg, open(os.path.join(dst, "config.json"), "w"))
