@@ -45,7 +45,7 @@ def test_r8_trainable_count_matches_formula(targets):
   _, params, _ = spec.abstract()
   assert param_count(params) == count_lora_params(arch, lora)
   if targets == ALL_TARGETS:
-    assert param_count(params) == 8 * 30 * (2 * (576 + 576) + 2 * (576 + 192) + 3 * (576 + 1536))  # 4,884,480
+    assert param_count(params) == 8 * 30 * (2 * (576 + 576) + 2 * (576 + 192) + 3 * (576 + 1536))  # 2,442,240
 
 
 def test_training_step_moves_adapters_only_and_opt_state_holds_only_adapters():

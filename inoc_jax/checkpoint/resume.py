@@ -78,13 +78,13 @@ def start_state(spec: ModelSpec, tx: optax.GradientTransformation, mesh: Mesh, s
     load_base: returns the pretrained base weights (nnx.State on their shardings), or None for random init.
     base_name: where the base weights come from, for messages.
   """
-  graphdef, abstract, shardings = abstract_train_state(spec, tx, mesh, seed)
   restored = None
-  if checkpointer is not None:
+  if checkpointer is not None and checkpointer.steps():
+    graphdef, abstract, shardings = abstract_train_state(spec, tx, mesh, seed)
     targets, target_shardings = item_targets(abstract, shardings)
     restored = checkpointer.restore_latest(targets, target_shardings)
   if restored is None:
-    _, state, _ = init_train_state(spec, tx, mesh, seed, pretrained=load_base() if load_base else None)
+    graphdef, state, shardings = init_train_state(spec, tx, mesh, seed, pretrained=load_base() if load_base else None)
     return StartState(graphdef, state, shardings, 0, None)
 
   frozen = restored.frozen
