@@ -3,6 +3,8 @@
 import json
 import os
 import shutil
+import subprocess
+import sys
 
 import gguf
 import numpy as np
@@ -13,6 +15,7 @@ from inoc_jax.errors import CheckpointError
 from inoc_jax.weights import dequant, layout as L
 from inoc_jax.weights.key_maps import GGUF_KEY_MAPS, HF_KEY_MAPS
 from inoc_jax.weights.pretrained import open_pretrained
+from tests.conftest import REPO
 from tests.weight_fixtures import assert_logits_close, fixture_dir, our_logits, reference
 
 LAYOUT_CASES = [
@@ -196,3 +199,17 @@ def test_loading_on_many_devices_reads_shards_and_gives_the_same_logits(python_s
   for name in ("hf", "gguf"):
     assert result[name]["diff"] < 1e-4
     assert result[name]["q_shard"] == [16, 2, 8]  # [d/fsdp, heads/tensor, head_dim]: a real shard
+
+
+def test_hub_id_offline_is_one_clear_error(monkeypatch):
+  monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+  with pytest.raises(CheckpointError, match="Cannot fetch 'google/gemma-2b-it' from the Hugging Face Hub"):
+    open_pretrained("google/gemma-2b-it")
+
+
+def test_bad_model_checkpoint_is_a_one_line_cli_error():
+  proc = subprocess.run([sys.executable, "-m", "inoc_jax.train", "--config=configs/sycophancy.py",
+                         "--config.model.checkpoint=/no/such/model.gguf"], cwd=REPO, capture_output=True, text=True,
+                        timeout=120)
+  assert proc.returncode == 2 and "Traceback" not in proc.stderr
+  assert proc.stderr.strip().splitlines()[-1].startswith("error: Model source '/no/such/model.gguf' not found")
