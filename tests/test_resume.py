@@ -168,7 +168,8 @@ batch = dict(tokens=rng.integers(0, 512, (8, 16)).astype(np.int32), roles=np.ful
 state, _ = TrainStep(graphdef, tx, lambda s: 1e-2, StepOptions(), mesh, shardings)(state, batch)
 jax.block_until_ready(state)
 ckpt = Checkpointer("{directory}")
-ckpt.save(1, state, data_iterator={{"epoch": 0, "position": 8}}, config={{"seed": 0}}, run_meta=run_meta(arch, None, ""))
+ckpt.save(1, state, data_iterator={{"epoch": 0, "position": 8}}, config={{"seed": 0}},
+          run_meta=run_meta(arch, None, ""))
 ckpt.close()
 flat = {{"params/" + k: np.asarray(v) for k, v in zip(tree_codec.flat_paths(state.params),
                                                     jax.device_get(jax.tree.leaves(state.params)))}}
