@@ -25,9 +25,9 @@ INSTALL_REQUIRES = [
 ]
 
 EXTRAS_REQUIRE = {
-    "test": ["pytest>=8", "pytest-timeout>=2.3", "hypothesis>=6.100"],
+    "test": ["pytest>=8", "pytest-timeout>=2.3", "hypothesis>=6.100", "regex>=2023"],
     # Reference implementations for parity fixtures and benchmarks (install torch==2.13.0 first on CPU).
-    "reference": ["transformers>=4.46", "peft>=0.13"],
+    "reference": ["transformers>=4.46", "peft>=0.13", "scikit-learn>=1.3"],
 }
 
 setup(

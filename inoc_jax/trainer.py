@@ -26,9 +26,8 @@ from inoc_jax.checkpoint.preemption import StopSignals
 from inoc_jax.checkpoint.resume import start_state
 from inoc_jax.checkpoint.run import RunCheckpoints
 from inoc_jax.data import pipeline
-from inoc_jax.data.chat_template import PlainChatEncoder
+from inoc_jax.data.encoders import make_encoder
 from inoc_jax.data.settings import load_setting
-from inoc_jax.data.tokenizer import ByteTokenizer
 from inoc_jax.errors import ConfigError, DataError
 from inoc_jax.metrics_writer import MetricsWriter
 from inoc_jax.model import config as model_config
@@ -62,12 +61,6 @@ def model_spec(config: ml_collections.ConfigDict, arch: model_config.ModelConfig
     return Transformer(arch, lora=lora, dtype=dtype, param_dtype=jnp.float32, remat=config.model.remat, rngs=rngs)
 
   return ModelSpec(build=build, trainable=nnx.LoRAParam if lora else nnx.Param)
-
-
-def make_encoder(config: ml_collections.ConfigDict):
-  if config.data.tokenizer != "byte":
-    raise ConfigError(f"data.tokenizer {config.data.tokenizer!r} is not available; use 'byte'.")
-  return PlainChatEncoder(ByteTokenizer())
 
 
 def fixed_batches(examples, rows: int, seq_len: int):
@@ -119,16 +112,21 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> RunSu
     raise ConfigError(f"The tokenizer has {encoder.tokenizer.vocab_size} tokens but {model_name} has only "
                       f"{arch.vocab_size} embeddings; pick a matching tokenizer or model.")
   data = load_setting(config)
-  train_examples, drops = pipeline.tokenize_examples(data.train, encoder, config.data.seq_len, config.loss.train_on)
-  heldout_examples, _ = pipeline.tokenize_examples(data.heldout, encoder, config.data.seq_len, config.loss.train_on)
-  log.info("data: %d train examples (%s), %d held-out", len(train_examples), drops.summary(), len(heldout_examples))
+  truncation = config.data.get("truncation", "drop")
+  train_examples, drops = pipeline.tokenize_examples(data.train, encoder, config.data.seq_len, config.loss.train_on,
+                                                     truncation)
+  heldout_examples, heldout_drops = pipeline.tokenize_examples(data.heldout, encoder, config.data.seq_len,
+                                                               config.loss.train_on, truncation)
+  log.info("data: %d train examples (%s), %d held-out (%s)", len(train_examples), drops.summary(),
+           len(heldout_examples), heldout_drops.summary())
   if not train_examples:
     raise DataError(f"No training example fits data.seq_len={config.data.seq_len} with a supervised token "
                     f"({drops.summary()}); raise data.seq_len.")
   iterator = pipeline.BatchIterator(
       train_examples, global_batch_size=config.data.global_batch_size, seq_len=config.data.seq_len,
       seed=config.seed, shuffle=config.data.shuffle, packing=config.data.packing,
-      process_index=jax.process_index(), process_count=jax.process_count())
+      process_index=jax.process_index(), process_count=jax.process_count(),
+      max_examples_per_row=config.data.get("max_examples_per_row", 0))
   num_steps = config.train.num_steps or max(1, math.ceil(config.train.num_epochs * iterator.batches_per_epoch()))
 
   spec = model_spec(config, arch)
