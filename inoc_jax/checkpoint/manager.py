@@ -6,7 +6,7 @@ Layout of `<workdir>/checkpoints/<step>/` (local path or gs://), one Orbax item 
   frozen      frozen base weights, only with `checkpoint.save_frozen` (otherwise they are
               rebuilt from `model.checkpoint` or the seed and checked against `meta`)
   optimizer   {"opt_state": ..., "step": int32, "rng": uint32[2]}
-  data_iterator  JSON state of the input pipeline (`iterator.get_state()`)
+  data_iterator  JSON states of the input pipeline, one per process (see iterator_state.py)
   config      the run's config as JSON
   meta        JSON: format version, step, model config, LoRA config, per-leaf checksums
 

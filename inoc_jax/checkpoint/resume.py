@@ -19,6 +19,7 @@ from flax import nnx
 from jax.sharding import Mesh
 
 from inoc_jax.checkpoint import tree_codec
+from inoc_jax.checkpoint.iterator_state import local_state
 from inoc_jax.checkpoint.manager import Checkpointer, Restored
 from inoc_jax.errors import CheckpointError
 from inoc_jax.model.config import ModelConfig
@@ -34,7 +35,7 @@ class StartState:
   state: TrainState
   shardings: TrainState
   step: int                       # optimizer steps already taken
-  data_iterator: dict | None      # iterator state to restore, None for a fresh run
+  data_iterator: dict | None      # this process's iterator state to restore, None for a fresh run
 
 
 def run_meta(arch: ModelConfig, lora: LoraConfig | None, model_source: str) -> dict:
@@ -101,4 +102,4 @@ def start_state(spec: ModelSpec, tx: optax.GradientTransformation, mesh: Mesh, s
   state = TrainState(step=optimizer["step"], params=restored.params, frozen=frozen,
                      opt_state=optimizer["opt_state"], rng=optimizer["rng"])
   log.info("resumed from checkpoint step %d in %s", restored.step, checkpointer.directory)
-  return StartState(graphdef, state, shardings, restored.step, restored.data_iterator)
+  return StartState(graphdef, state, shardings, restored.step, local_state(restored.data_iterator))

@@ -18,6 +18,7 @@ import jax
 import ml_collections
 from etils import epath
 
+from inoc_jax.checkpoint.iterator_state import gather_states
 from inoc_jax.checkpoint.manager import Checkpointer
 from inoc_jax.checkpoint.preemption import StopSignals, TrainingInterrupted, resume_command
 from inoc_jax.checkpoint.resume import run_meta
@@ -47,7 +48,7 @@ class RunCheckpoints:
 
   def save(self, step: int, state, iterator) -> None:
     if self.checkpointer is not None:
-      self.checkpointer.save(step, state, data_iterator=iterator.get_state(), config=self._config,
+      self.checkpointer.save(step, state, data_iterator=gather_states(iterator.get_state()), config=self._config,
                              run_meta=self._meta)
 
   def after_step(self, step: int, num_steps: int, state, iterator, stop: StopSignals) -> None:
