@@ -38,8 +38,9 @@ WORKER = textwrap.dedent("""
     ckpt.close()
     _, abstract, shardings = abstract_train_state(spec, tx, mesh, 0)
     restored = Checkpointer(directory).restore_latest(*item_targets(abstract, shardings))
-    print(json.dumps(dict(same=tree_codec.checksums(restored.params) == sums, iterator=local_state(restored.data_iterator),
-                          global_devices=jax.device_count(), local_shard=list(embedding.addressable_shards[0].data.shape))))
+    print(json.dumps(dict(same=tree_codec.checksums(restored.params) == sums,
+                          iterator=local_state(restored.data_iterator), global_devices=jax.device_count(),
+                          local_shard=list(embedding.addressable_shards[0].data.shape))))
 """)
 
 
