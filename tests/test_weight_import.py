@@ -24,6 +24,7 @@ LAYOUT_CASES = [
     ("mlp", L.LINEAR, (12, 20)),
     ("bias", L.BIAS_HEADS, (3, 4)),
     ("norm", L.SAME, (12,)),
+    ("embedding", L.SAME, (10, 12)),
     ("gguf_q", GGUF_KEY_MAPS["llama"].param_for("blk.0.attn_q.weight")[1], (12, 3, 4)),
     ("gguf_gemma_norm", GGUF_KEY_MAPS["gemma"].param_for("blk.0.attn_norm.weight")[1], (12,)),
 ]

@@ -58,77 +58,59 @@ class Layout:
   hooks: tuple[Hook, ...] = ()
   inverse_hooks: tuple[Hook, ...] = ()
 
-  def _groups(self, ours: Sequence[int]) -> tuple[int, ...]:
+  def _spans(self, ours: Sequence[int]) -> list[tuple[int, int]]:
+    """(first axis, number of axes) of our axes per transposed stored axis."""
     groups = self.groups or (1,) * len(ours)
     if sum(groups) != len(ours):
       raise ValueError(f"layout groups {groups} do not cover a rank-{len(ours)} parameter")
-    return groups
+    spans, axis = [], 0
+    for g in groups:
+      spans.append((axis, g))
+      axis += g
+    return spans
 
-  def _perm(self, rank: int) -> tuple[int, ...]:
-    return self.perm or tuple(range(rank))
+  def _untranspose(self, per_transposed_axis: list) -> tuple:
+    """Values listed per transposed axis -> the same values listed per stored axis."""
+    perm = self.perm or tuple(range(len(per_transposed_axis)))
+    stored = [None] * len(perm)
+    for transposed_axis, stored_axis in enumerate(perm):
+      stored[stored_axis] = per_transposed_axis[transposed_axis]
+    return tuple(stored)
 
   def stored_shape(self, ours: Sequence[int]) -> tuple[int, ...]:
     """Shape the stored tensor must have for our parameter shape `ours`."""
-    merged, axis = [], 0
-    for g in self._groups(ours):
-      merged.append(math.prod(ours[axis:axis + g]))
-      axis += g
-    perm = self._perm(len(merged))
-    stored = [0] * len(merged)
-    for transposed_axis, stored_axis in enumerate(perm):
-      stored[stored_axis] = merged[transposed_axis]
-    return tuple(stored)
+    return self._untranspose([math.prod(ours[a:a + g]) for a, g in self._spans(ours)])
 
   def stored_slices(self, ours: Sequence[int], index: Sequence[slice]) -> tuple[slice, ...]:
     """The rectangle of the stored tensor that covers block `index` of our parameter."""
     bounds = _index_slices(index, ours)
-    merged, axis = [], 0
-    for g in self._groups(ours):
-      inner = math.prod(ours[axis + 1:axis + g])
-      start, stop = bounds[axis]
-      merged.append(slice(start * inner, stop * inner))
-      axis += g
-    perm = self._perm(len(merged))
-    stored: list[slice] = [slice(None)] * len(merged)
-    for transposed_axis, stored_axis in enumerate(perm):
-      stored[stored_axis] = merged[transposed_axis]
-    return tuple(stored)
+    ranges = []
+    for a, g in self._spans(ours):
+      inner = math.prod(ours[a + 1:a + g])
+      ranges.append(slice(bounds[a][0] * inner, bounds[a][1] * inner))
+    return self._untranspose(ranges)
 
   def to_block(self, stored_block: np.ndarray, ours: Sequence[int], index: Sequence[slice]) -> np.ndarray:
     """What `stored_slices` read -> block `index` of our parameter."""
     bounds = _index_slices(index, ours)
-    block = np.transpose(stored_block, self._perm(stored_block.ndim))
-    shape, axis = [], 0
-    for g in self._groups(ours):
-      start, stop = bounds[axis]
-      shape.extend([stop - start, *ours[axis + 1:axis + g]])
-      axis += g
+    spans = self._spans(ours)
+    block = np.transpose(stored_block, self.perm or tuple(range(stored_block.ndim)))
+    shape = []
+    for a, g in spans:
+      shape.extend([bounds[a][1] - bounds[a][0], *ours[a + 1:a + g]])
     block = block.reshape(shape)
     for hook in self.hooks:
       block = hook(block)
-    inner = tuple(slice(start, stop) for start, stop in bounds)
-    first_axes = set()
-    axis = 0
-    for g in self._groups(ours):
-      first_axes.add(axis)
-      axis += g
-    return block[tuple(slice(None) if i in first_axes else s for i, s in enumerate(inner))]
+    first_axes = {a for a, _ in spans}  # already cut by the read; inner axes were read whole
+    return block[tuple(slice(None) if i in first_axes else slice(*bounds[i]) for i in range(len(ours)))]
 
   def to_stored(self, ours: np.ndarray) -> np.ndarray:
     """A whole parameter in our layout -> the stored tensor (for export)."""
     for hook in self.inverse_hooks:
       ours = hook(ours)
-    merged = np.reshape(ours, [math.prod(ours.shape[a:a + g]) for a, g in _group_starts(self._groups(ours.shape))])
-    perm = self._perm(merged.ndim)
+    merged = np.reshape(ours, [math.prod(ours.shape[a:a + g]) for a, g in self._spans(ours.shape)])
+    perm = self.perm or tuple(range(merged.ndim))
     return np.ascontiguousarray(np.transpose(merged, np.argsort(perm)))
-
-
-def _group_starts(groups: Sequence[int]) -> list[tuple[int, int]]:
-  starts, axis = [], 0
-  for g in groups:
-    starts.append((axis, g))
-    axis += g
-  return starts
 
 
 # -- value hooks ---------------------------------------------------------------
