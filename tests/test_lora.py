@@ -110,3 +110,33 @@ def test_lora_dropout_acts_only_in_training():
   x = jax.random.normal(jax.random.key(0), (3, 64))
   assert not np.allclose(proj(x, jax.random.key(1)), proj(x))
   np.testing.assert_array_equal(proj(x), proj(x, None))
+
+
+def test_adapters_are_sharded_like_their_base_weights(python_subprocess):
+  code = """
+  import json, jax, optax
+  from flax import nnx
+  from inoc_jax.model.config import get_preset
+  from inoc_jax.model.lora import LoraConfig
+  from inoc_jax.model.transformer import Transformer
+  from inoc_jax.sharding.mesh import make_mesh
+  from inoc_jax.training.train_state import ModelSpec, init_train_state
+  arch = get_preset("tiny")
+  spec = ModelSpec(lambda rngs: Transformer(arch, lora=LoraConfig(rank=4), rngs=rngs), nnx.LoRAParam)
+  _, state, _ = init_train_state(spec, optax.adamw(1e-3), make_mesh({"data": 2, "fsdp": 2, "tensor": 2}), 0)
+  layer = state.params["layers"][0]
+  specs = {f"{m}/{p}/{w}": list(layer[m][p][w][...].sharding.spec) for m, p in (("attn", "q_proj"), ("attn", "o_proj"),
+           ("mlp", "down_proj")) for w in ("lora_a", "lora_b")}
+  mu = state.opt_state[0].mu["layers"][0]["attn"]["q_proj"]["lora_b"][...]
+  print(json.dumps(dict(specs=specs, mu=list(mu.sharding.spec))))
+  """
+  result = python_subprocess(code, devices=8)
+  assert result["specs"] == {
+      "attn/q_proj/lora_a": ["fsdp"],            # [d_model, r]: d_model split like the kernel's
+      "attn/q_proj/lora_b": [None, "tensor"],    # [r, heads, hd]: heads split like the kernel's
+      "attn/o_proj/lora_a": ["tensor"],          # [heads, hd, r]
+      "attn/o_proj/lora_b": [None, "fsdp"],      # [r, d_model]
+      "mlp/down_proj/lora_a": ["tensor"],        # [mlp, r]
+      "mlp/down_proj/lora_b": [None, "fsdp"],    # [r, d_model]
+  }
+  assert result["mu"] == [None, "tensor"]  # Adam moments follow their adapter
