@@ -1,6 +1,7 @@
 """HF export: `python -m inoc_jax.export` round trips through our importer and through transformers."""
 
 import json
+import logging
 import os
 import shutil
 import subprocess
@@ -67,9 +68,12 @@ def test_bfloat16_and_sharded_exports(lora_run, tmp_path):
   np.testing.assert_array_equal(np.asarray(half), np.asarray(full).astype("bfloat16").astype(np.float32))
 
 
-def test_gguf_converts_to_the_hf_weights_it_came_from(tmp_path):
+def test_gguf_converts_to_the_hf_weights_it_came_from(tmp_path, caplog):
   write_gguf(fixture_dir("llama"), str(tmp_path / "l.gguf"), rope_original_context=16)
-  export(str(tmp_path / "l.gguf"), str(tmp_path / "hf"))
+  with caplog.at_level(logging.WARNING, logger="inoc_jax"):
+    export(str(tmp_path / "l.gguf"), str(tmp_path / "hf"))
+  assert any("tokenizer files not written" in r.message for r in caplog.records)  # this GGUF has no tokenizer
+  assert "tokenizer.json" not in os.listdir(tmp_path / "hf")
   ours, theirs = load_file(str(tmp_path / "hf" / "model.safetensors")), load_file(
       os.path.join(fixture_dir("llama"), "model.safetensors"))
   assert ours.keys() == theirs.keys()

@@ -12,6 +12,7 @@ import json
 import logging
 
 from inoc_jax import model_sources
+from inoc_jax.errors import InocJaxError
 
 log = logging.getLogger("inoc_jax")
 
@@ -28,7 +29,11 @@ def _gguf_tokenizer_files(spec: str) -> dict[str, str]:
   except ImportError:
     log.warning("export: no GGUF tokenizer support in this checkout; tokenizer files not written")
     return {}
-  tokenizer = load_tokenizer(spec)
+  try:
+    tokenizer = load_tokenizer(spec)
+  except InocJaxError as e:  # e.g. a GGUF without tokenizer metadata: the weights are still worth exporting
+    log.warning("export: tokenizer files not written (%s)", e)
+    return {}
   backend = getattr(tokenizer, "backend", None)
   if backend is None:
     return {}
