@@ -130,4 +130,6 @@ def test_live_smollm2_gguf_against_transformers(smollm2):
   theirs, ours = hf_logits(hf, ref), our_logits(smollm2, ref)
   real = ref["mask"].astype(bool)
   np.testing.assert_array_equal(ours.argmax(-1)[real], theirs.argmax(-1)[real])
-  assert_logits_close(ours, theirs, ref["mask"], atol=1e-4)
+  # Full vocabulary (3.5M logits up to ~34) over 30 fp32 layers: measured max |difference| 1.1e-4, the same size
+  # as either implementation's distance from a float64 forward, so 1e-4 plus 1e-5 of the logit's size.
+  np.testing.assert_allclose(ours[real], theirs[real], atol=1e-4, rtol=1e-5)
