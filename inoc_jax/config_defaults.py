@@ -35,7 +35,7 @@ def base_config() -> ml_collections.ConfigDict:
   c.mesh.data = -1               # -1 = all remaining devices
   c.mesh.fsdp = 1
   c.mesh.tensor = 1
-  c.mesh.num_slices = 1          # >1: data parallelism across slices (DCN)
+  c.mesh.num_slices = 0          # 0 = detect TPU slices; >1: `data` across slices/nodes (DCN), fsdp/tensor within
 
   c.data = ml_collections.ConfigDict()
   c.data.seq_len = 256           # tokens per row (fixed, so the step never retraces)

@@ -63,6 +63,12 @@ def validate(config: ml_collections.ConfigDict, num_devices: int) -> None:
   except ConfigError as e:
     problems.append(str(e).rstrip("."))
     mesh_shape = None
+  slices = config.mesh.get("num_slices", 0)
+  _check(problems, slices >= 0, f"mesh.num_slices must be >= 0 (0 = detect), got {slices}")
+  if mesh_shape is not None and slices > 1:
+    _check(problems, mesh_shape[0] % slices == 0,
+           f"mesh.data={mesh_shape[0]} must be a multiple of mesh.num_slices={slices} (data parallelism spans "
+           "slices); change mesh.data or mesh.num_slices")
   batch, accum = config.data.global_batch_size, config.train.grad_accum_steps
   _check(problems, batch > 0, f"data.global_batch_size must be positive, got {batch}")
   _check(problems, accum > 0, f"train.grad_accum_steps must be positive, got {accum}")

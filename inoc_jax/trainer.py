@@ -10,7 +10,6 @@ import dataclasses
 import json
 import logging
 import math
-import os
 import time
 from typing import Any
 
@@ -33,6 +32,7 @@ from inoc_jax.metrics_writer import MetricsWriter
 from inoc_jax.model import config as model_config
 from inoc_jax.model.lora import LoraConfig, parse_targets
 from inoc_jax.model.transformer import Transformer
+from inoc_jax.runtime import storage
 from inoc_jax.sharding import rules
 from inoc_jax.sharding.mesh import batch_sharding, make_mesh
 from inoc_jax.training.masking import supervised_token_counts
@@ -61,6 +61,12 @@ def model_spec(config: ml_collections.ConfigDict, arch: model_config.ModelConfig
     return Transformer(arch, lora=lora, dtype=dtype, param_dtype=jnp.float32, remat=config.model.remat, rngs=rngs)
 
   return ModelSpec(build=build, trainable=nnx.LoRAParam if lora else nnx.Param)
+
+
+def step_options(config: ml_collections.ConfigDict) -> StepOptions:
+  """The static choices compiled into the train and eval steps."""
+  return StepOptions(train_on=config.loss.train_on, grad_accum_steps=config.train.grad_accum_steps,
+                     loss_chunk_size=config.loss.chunk_size or None)
 
 
 def fixed_batches(examples, rows: int, seq_len: int):
@@ -100,10 +106,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> RunSu
     log.info("model: architecture from %s (model.preset %r ignored)", pretrained.source.path, config.model.preset)
   lora_config(config)  # validates the LoRA block before anything compiles
   mesh = make_mesh({k: config.mesh[k] for k in ("data", "fsdp", "tensor")}, num_slices=config.mesh.num_slices)
-  os.makedirs(workdir, exist_ok=True)
+  storage.makedirs(workdir)
   if jax.process_index() == 0:
-    with open(os.path.join(workdir, "config.json"), "w", encoding="utf-8") as f:
-      f.write(config.to_json_best_effort(indent=2))
+    storage.write_text(storage.join(workdir, "config.json"), config.to_json_best_effort(indent=2))
 
   encoder = make_encoder(config)
   if encoder.tokenizer.vocab_size > arch.vocab_size:
@@ -144,8 +149,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> RunSu
     log.info("parameter shardings:\n%s", rules.describe(
         {"params": state.params, "frozen": state.frozen}, {"params": shardings.params, "frozen": shardings.frozen}))
 
-  options = StepOptions(train_on=config.loss.train_on, grad_accum_steps=config.train.grad_accum_steps,
-                        loss_chunk_size=config.loss.chunk_size or None)
+  options = step_options(config)
   train_step = TrainStep(graphdef, tx, schedule, options, mesh, shardings)
   eval_step = EvalStep(graphdef, options, mesh, shardings)
   sharding = batch_sharding(mesh)
@@ -208,6 +212,5 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> RunSu
                        tokens_per_second=tokens_seen / max(elapsed, 1e-9), wall_seconds=time.time() - start_time,
                        workdir=workdir)
   if jax.process_index() == 0:
-    with open(os.path.join(workdir, "summary.json"), "w", encoding="utf-8") as f:
-      json.dump(dataclasses.asdict(summary), f, indent=2)
+    storage.write_text(storage.join(workdir, "summary.json"), json.dumps(dataclasses.asdict(summary), indent=2))
   return summary

@@ -106,4 +106,4 @@ def main(argv):
 
 if __name__ == "__main__":
   flags.mark_flags_as_required(["config"])
-  app.run(cli.friendly(main), flags_parser=cli.parse_flags)
+  app.run(cli.friendly(main, distributed=False), flags_parser=cli.parse_flags)  # host-only tool

@@ -64,31 +64,6 @@ def state_shardings(abstract_state: TrainState, mesh: Mesh) -> TrainState:
   return rules.tree_shardings(abstract_state, mesh)
 
 
-def _initialiser(spec: ModelSpec, tx: optax.GradientTransformation, seed: int):
-  """(init(weights) -> TrainState, init key). Every initialiser derives its keys from `seed` this way, so
-  the frozen weights rebuilt by `init_frozen` equal those of `init_train_state`."""
-  init_key, dropout_key = jax.random.split(jax.random.key(seed))
-
-  def init(key, weights):
-    model = spec.build(nnx.Rngs(params=key))
-    if weights is not None:
-      nnx.update(model, weights)
-    _, params, frozen = spec.split(model)
-    return TrainState(step=jnp.zeros((), jnp.int32), params=params, frozen=frozen, opt_state=tx.init(params),
-                      rng=jax.random.key_data(dropout_key))
-
-  return init, init_key
-
-
-def abstract_train_state(spec: ModelSpec, tx: optax.GradientTransformation, mesh: Mesh, seed: int
-                         ) -> tuple[nnx.GraphDef, TrainState, TrainState]:
-  """(graphdef, TrainState of ShapeDtypeStructs, its shardings) without allocating anything."""
-  graphdef, _, _ = spec.abstract()
-  init, key = _initialiser(spec, tx, seed)
-  abstract_state = jax.eval_shape(init, key, None)
-  return graphdef, abstract_state, state_shardings(abstract_state, mesh)
-
-
 def init_train_state(spec: ModelSpec, tx: optax.GradientTransformation, mesh: Mesh, seed: int,
                      pretrained: Any | None = None) -> tuple[nnx.GraphDef, TrainState, TrainState]:
   """Creates the sharded train state.
@@ -105,15 +80,55 @@ def init_train_state(spec: ModelSpec, tx: optax.GradientTransformation, mesh: Me
   Returns:
     (graphdef, state, state_shardings).
   """
-  graphdef, _, shardings = abstract_train_state(spec, tx, mesh, seed)
-  init, key = _initialiser(spec, tx, seed)
-  state = jax.jit(init, out_shardings=shardings, donate_argnums=(1,))(key, pretrained)
+  graphdef, _, _ = spec.abstract()
+  init, init_key = _state_initializer(spec, tx, seed)
+  abstract_state = jax.eval_shape(init, init_key, pretrained)
+  shardings = state_shardings(abstract_state, mesh)
+  state = jax.jit(init, out_shardings=shardings, donate_argnums=(1,))(init_key, pretrained)
   return graphdef, state, shardings
 
 
+def _state_initializer(spec: ModelSpec, tx: optax.GradientTransformation, seed: int):
+  """(init(key, pretrained) -> TrainState, init key): the one definition of a fresh state."""
+  init_key, dropout_key = jax.random.split(jax.random.key(seed))
+
+  def init(key, weights):
+    model = spec.build(nnx.Rngs(params=key))
+    if weights is not None:
+      nnx.update(model, weights)
+    _, params, frozen = spec.split(model)
+    return TrainState(step=jnp.zeros((), jnp.int32), params=params, frozen=frozen, opt_state=tx.init(params),
+                      rng=jax.random.key_data(dropout_key))
+
+  return init, init_key
+
+
+def abstract_train_state(spec: ModelSpec, tx: optax.GradientTransformation, mesh: Mesh, seed: int = 0
+                         ) -> tuple[nnx.GraphDef, TrainState, TrainState]:
+  """The train state as `jax.ShapeDtypeStruct`s carrying their shardings; allocates nothing.
+
+  What ahead-of-time compilation (`TrainStep.lower`) and checkpoint restore
+  targets need: the exact shapes, dtypes and shardings `init_train_state` would
+  produce, for any model size, without touching device memory.
+
+  Returns:
+    (graphdef, abstract state, state shardings).
+  """
+  graphdef, _, _ = spec.abstract()
+  init, init_key = _state_initializer(spec, tx, seed)
+  shapes = jax.eval_shape(init, init_key, None)
+  shardings = state_shardings(shapes, mesh)
+  abstract = jax.tree.map(lambda s, sh: jax.ShapeDtypeStruct(s.shape, s.dtype, sharding=sh), shapes, shardings)
+  return graphdef, abstract, shardings
+
+
 def init_frozen(spec: ModelSpec, mesh: Mesh, seed: int) -> Any:
-  """The frozen leaves `init_train_state(spec, ..., seed)` creates (random init), computed alone."""
-  init, key = _initialiser(spec, optax.identity(), seed)
+  """The frozen leaves `init_train_state(spec, ..., seed)` creates (random init), computed alone.
+
+  Uses the same key derivation as `init_train_state`, so a LoRA run's random-init base is rebuilt
+  bit for bit from its seed when the checkpoint does not store it.
+  """
+  init, key = _state_initializer(spec, optax.identity(), seed)
   abstract = jax.eval_shape(lambda k: init(k, None).frozen, key)
   return jax.jit(lambda k: init(k, None).frozen, out_shardings=rules.tree_shardings(abstract, mesh))(key)
 
