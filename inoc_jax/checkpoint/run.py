@@ -16,20 +16,27 @@ import logging
 
 import jax
 import ml_collections
-from etils import epath
 
 from inoc_jax.checkpoint.iterator_state import gather_states
 from inoc_jax.checkpoint.manager import Checkpointer
 from inoc_jax.checkpoint.preemption import StopSignals, TrainingInterrupted, resume_command
 from inoc_jax.checkpoint.resume import run_meta
+from inoc_jax.errors import ConfigError
 from inoc_jax.model.config import ModelConfig
 from inoc_jax.model.lora import LoraConfig
 
 log = logging.getLogger("inoc_jax")
 
 
+ORBAX_SCHEMES = ("gs://",)  # besides local paths: what Orbax/TensorStore can write
+
+
 def checkpoint_dir(config: ml_collections.ConfigDict, workdir: str) -> str:
-  return config.checkpoint.dir or str(epath.Path(workdir) / "checkpoints")
+  directory = config.checkpoint.dir or workdir.rstrip("/") + "/checkpoints"
+  if "://" in directory and not directory.startswith(ORBAX_SCHEMES):
+    raise ConfigError(f"Checkpoints cannot be written to {directory!r}: Orbax needs a local path or a gs:// URL; "
+                      "set --config.checkpoint.dir to one, or --config.checkpoint.enabled=False.")
+  return directory
 
 
 class RunCheckpoints:
