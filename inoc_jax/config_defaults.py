@@ -122,4 +122,7 @@ def base_config() -> ml_collections.ConfigDict:
   c.checkpoint.async_save = True # write in the background while training continues
   c.checkpoint.save_frozen = False  # LoRA: also store the frozen base (else rebuilt from model.checkpoint/seed)
   c.checkpoint.dir = ""          # '' = <workdir>/checkpoints; a gs:// path works too
+
+  from inoc_jax.evaluation.eval_config import add_eval_defaults  # pylint: disable=g-import-not-at-top
+  add_eval_defaults(c)           # c.eval.*: prompts, decoding, batch size, judges (see eval_config.py)
   return c

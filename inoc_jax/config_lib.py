@@ -94,5 +94,7 @@ def validate(config: ml_collections.ConfigDict, num_devices: int) -> None:
   _check(problems, config.checkpoint.keep >= 1, f"checkpoint.keep must be at least 1, got {config.checkpoint.keep}")
   from inoc_jax.data.settings import config_problems  # pylint: disable=g-import-not-at-top
   problems.extend(config_problems(config))
+  from inoc_jax.evaluation import eval_config  # pylint: disable=g-import-not-at-top
+  problems += eval_config.problems(config)
   if problems:
     raise ConfigError("Invalid config: " + "; ".join(problems) + ".")

@@ -89,6 +89,7 @@ class RunSummary:
   tokens_per_second: float
   wall_seconds: float
   workdir: str
+  eval_metrics: dict | None = None  # {eval prompt: metrics} when eval.at_end
 
   def line(self) -> str:
     heldout = "n/a" if self.heldout_loss is None else f"{self.heldout_loss:.4f}"
@@ -155,6 +156,19 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> RunSu
   sharding = batch_sharding(mesh)
   writer = MetricsWriter(workdir, tensorboard=config.train.tensorboard)
 
+  def evaluate(step: int) -> dict:
+    """Samples and scores the setting's eval suite (inoc_jax.evaluation.harness) and logs the numbers."""
+    from inoc_jax.evaluation.harness import evaluate_params  # pylint: disable=g-import-not-at-top
+    from inoc_jax.evaluation.scorers.base import flatten  # pylint: disable=g-import-not-at-top
+    out_dir = storage.join(workdir, "eval", f"step_{step}" if step < num_steps else "final")
+    metrics = evaluate_params(config, graphdef, state.params, state.frozen, workdir=out_dir, mesh=mesh,
+                              encoder=encoder, checkpoint_id=workdir, step=step)
+    for label, values in metrics.items():
+      numbers = {k: v for k, v in flatten(values).items()
+                 if isinstance(v, (int, float)) and not isinstance(v, bool) and v is not None}
+      writer.write(step, numbers, prefix=f"eval/{label}")
+    return metrics
+
   def heldout_loss() -> float | None:
     if not heldout_examples:
       return None
@@ -198,6 +212,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> RunSu
           writer.write(step + 1, {**metrics, "tokens_per_second": throughput})
         if config.train.heldout_every and (step + 1) % config.train.heldout_every == 0 and step + 1 < num_steps:
           writer.write(step + 1, {"loss": heldout_loss()}, prefix="heldout")
+        if config.eval.every_steps and (step + 1) % config.eval.every_steps == 0 and step + 1 < num_steps:
+          evaluate(step + 1)
         checkpoints.after_step(step + 1, num_steps, state, iterator, stop)
   finally:
     bar.close()
@@ -206,11 +222,12 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> RunSu
   final_heldout = heldout_loss()
   if final_heldout is not None:
     writer.write(num_steps, {"loss": final_heldout}, prefix="heldout")
-  writer.close()
   elapsed = time.time() - (loop_start or start_time)
+  eval_metrics = evaluate(num_steps) if config.eval.at_end else None
+  writer.close()
   summary = RunSummary(steps=num_steps, final_loss=final_loss, first_loss=first_loss, heldout_loss=final_heldout,
                        tokens_per_second=tokens_seen / max(elapsed, 1e-9), wall_seconds=time.time() - start_time,
-                       workdir=workdir)
+                       workdir=workdir, eval_metrics=eval_metrics)
   if jax.process_index() == 0:
     storage.write_text(storage.join(workdir, "summary.json"), json.dumps(dataclasses.asdict(summary), indent=2))
   return summary
