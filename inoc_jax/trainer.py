@@ -31,13 +31,14 @@ from inoc_jax.errors import ConfigError, DataError
 from inoc_jax.metrics_writer import MetricsWriter
 from inoc_jax.model import config as model_config
 from inoc_jax.model.lora import LoraConfig, parse_targets
+from inoc_jax.model.merge import merge_lora_sharded
 from inoc_jax.model.transformer import Transformer
 from inoc_jax.runtime import storage
 from inoc_jax.sharding import rules
 from inoc_jax.sharding.mesh import batch_sharding, make_mesh
 from inoc_jax.training.masking import supervised_token_counts
 from inoc_jax.training.optimizer import make_optimizer
-from inoc_jax.training.train_state import ModelSpec, param_count
+from inoc_jax.training.train_state import ModelSpec, base_param_shardings, param_count
 from inoc_jax.training.train_step import BATCH_KEYS, EvalStep, StepOptions, TrainStep
 from inoc_jax.weights.pretrained import open_pretrained
 
@@ -61,6 +62,22 @@ def model_spec(config: ml_collections.ConfigDict, arch: model_config.ModelConfig
     return Transformer(arch, lora=lora, dtype=dtype, param_dtype=jnp.float32, remat=config.model.remat, rngs=rngs)
 
   return ModelSpec(build=build, trainable=nnx.LoRAParam if lora else nnx.Param)
+
+
+def sampling_model(config: ml_collections.ConfigDict, arch: model_config.ModelConfig, graphdef: nnx.GraphDef,
+                   state: Any, mesh) -> tuple[nnx.GraphDef, tuple]:
+  """(graphdef, states) for the sampler: LoRA folded into the base kernels, each leaf on its sharding.
+
+  Decoding a merged model skips the two extra adapter matmuls per projection
+  at every generated token; without LoRA the train state is used as is.
+  """
+  if not config.lora.enabled:
+    return graphdef, (state.params, state.frozen)
+  plain = ModelSpec(build=lambda rngs: Transformer(arch, dtype=DTYPES[config.model.dtype], rngs=rngs),
+                    trainable=nnx.Param)
+  _, shardings = base_param_shardings(plain, mesh)
+  plain_graphdef = nnx.graphdef(nnx.eval_shape(lambda: plain.build(nnx.Rngs(0))))
+  return plain_graphdef, (merge_lora_sharded(graphdef, (state.params, state.frozen), shardings),)
 
 
 def step_options(config: ml_collections.ConfigDict) -> StepOptions:
@@ -161,7 +178,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> RunSu
     from inoc_jax.evaluation.harness import evaluate_params  # pylint: disable=g-import-not-at-top
     from inoc_jax.evaluation.scorers.base import flatten  # pylint: disable=g-import-not-at-top
     out_dir = storage.join(workdir, "eval", f"step_{step}" if step < num_steps else "final")
-    metrics = evaluate_params(config, graphdef, state.params, state.frozen, workdir=out_dir, mesh=mesh,
+    sample_graphdef, sample_states = sampling_model(config, arch, graphdef, state, mesh)
+    metrics = evaluate_params(config, sample_graphdef, *sample_states, workdir=out_dir, mesh=mesh,
                               encoder=encoder, checkpoint_id=workdir, step=step)
     for label, values in metrics.items():
       numbers = {k: v for k, v in flatten(values).items()

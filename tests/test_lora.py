@@ -1,5 +1,7 @@
 """LoRA / rsLoRA: trainable counts, frozen base, adapter-only optimizer state, merging, scaling, dropout."""
 
+import dataclasses
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -140,3 +142,24 @@ def test_adapters_are_sharded_like_their_base_weights(python_subprocess):
       "mlp/down_proj/lora_b": [None, "fsdp"],    # [r, d_model]
   }
   assert result["mu"] == [None, "tensor"]  # Adam moments follow their adapter
+
+
+def test_trainer_samples_from_the_merged_model_with_the_unmerged_greedy_output():
+  from inoc_jax import config_lib, trainer  # pylint: disable=g-import-not-at-top
+  from inoc_jax.sampling import Sampler, SamplingParams  # pylint: disable=g-import-not-at-top
+  config = config_lib.load_config("configs/sycophancy.py", ["model.preset=tiny", "lora.enabled=True", "lora.rank=4"])
+  arch = get_preset("tiny")
+  spec = trainer.model_spec(config, arch)
+  mesh = make_mesh({"data": -1})
+  graphdef, state, _ = init_train_state(spec, optax.sgd(0.1), mesh, seed=0)
+  state = dataclasses.replace(state, params=jax.tree.map(
+      lambda x: x + 0.05 * jax.random.normal(jax.random.key(3), x.shape), state.params))
+  merged_graphdef, merged_states = trainer.sampling_model(config, arch, graphdef, state, mesh)
+  assert len(merged_states) == 1
+  assert not jax.tree_util.tree_leaves(nnx.state(nnx.merge(merged_graphdef, *merged_states), nnx.LoRAParam))
+  prompts = [[5, 6, 7, 8], [9, 10]]
+  params = SamplingParams(max_new_tokens=8)
+  unmerged = Sampler(graphdef, state.params, state.frozen, mesh=mesh, batch_size=2, progress=False)
+  merged = Sampler(merged_graphdef, *merged_states, mesh=mesh, batch_size=2, progress=False)
+  tokens = lambda sampler: [list(o[0].tokens) for o in sampler.generate(prompts, params)]
+  assert tokens(merged) == tokens(unmerged)

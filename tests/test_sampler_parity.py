@@ -4,8 +4,8 @@ Golden outputs come from tests/fixtures/make_sampler_fixtures.py (committed, so
 no torch is needed); when torch and transformers import, the same models are
 also run live through `generate` and compared.
 
-The weights are read by a minimal HF -> our-layout loader local to this test
-(the weights package's importer replaces it once it is on main).
+The fixture folders are ordinary HF checkpoints (config.json + safetensors),
+loaded through `inoc_jax.weights.pretrained.open_pretrained`.
 """
 
 import functools
@@ -13,14 +13,12 @@ import importlib.util
 import json
 import os
 
-import jax.numpy as jnp
 import pytest
-from flax import nnx
-from safetensors.numpy import load_file
 
 from inoc_jax.model.config import get_preset
 from inoc_jax.model.transformer import Transformer
 from inoc_jax.sampling import Sampler, SamplingParams
+from inoc_jax.weights.pretrained import open_pretrained
 from tests.conftest import REPO
 
 FIXTURES = os.path.join(REPO, "tests", "fixtures", "sampler")
@@ -30,38 +28,13 @@ HAVE_TORCH = all(importlib.util.find_spec(m) is not None for m in ("torch", "tra
 
 
 def load_tiny_hf(family: str) -> Transformer:
-  """Our Transformer holding the fixture's HF weights (HF [out, in] kernels -> our structured layout)."""
+  """Our Transformer holding the fixture's HF weights, read by the HF importer (key map + config.json)."""
+  pretrained = open_pretrained(os.path.join(FIXTURES, family))
   cfg = get_preset(GOLDEN[family]["preset"])
-  with open(os.path.join(FIXTURES, family, "config.json"), encoding="utf-8") as f:
-    hf = json.load(f)
-  assert (hf["hidden_size"], hf["num_hidden_layers"], hf["num_attention_heads"], hf["num_key_value_heads"],
-          hf["vocab_size"], hf["tie_word_embeddings"]) == (
-              cfg.d_model, cfg.num_layers, cfg.num_heads, cfg.num_kv_heads, cfg.vocab_size, cfg.tie_embeddings)
-  weights = load_file(os.path.join(FIXTURES, family, "model.safetensors"))
-  model = Transformer(cfg, rngs=nnx.Rngs(0))
-  d, h = cfg.d_model, cfg.head_dim
-
-  def put(variable, array):
-    assert variable[...].shape == array.shape, (variable[...].shape, array.shape)
-    variable[...] = jnp.asarray(array, jnp.float32)
-
-  put(model.embedder.embedding, weights["model.embed_tokens.weight"])
-  put(model.final_norm.scale, weights["model.norm.weight"])
-  if not cfg.tie_embeddings:
-    put(model.lm_head.kernel, weights["lm_head.weight"].T)
-  for i, block in enumerate(model.layers):
-    w = lambda name: weights[f"model.layers.{i}.{name}"]
-    put(block.attn_norm.scale, w("input_layernorm.weight"))
-    put(block.mlp_norm.scale, w("post_attention_layernorm.weight"))
-    for name, heads in (("q", cfg.num_heads), ("k", cfg.num_kv_heads), ("v", cfg.num_kv_heads)):
-      proj = getattr(block.attn, f"{name}_proj")
-      put(proj.kernel, w(f"self_attn.{name}_proj.weight").T.reshape(d, heads, h))
-      if cfg.qkv_bias:
-        put(proj.bias, w(f"self_attn.{name}_proj.bias").reshape(heads, h))
-    put(block.attn.o_proj.kernel, w("self_attn.o_proj.weight").T.reshape(cfg.num_heads, h, d))
-    for name in ("gate", "up", "down"):
-      put(getattr(block.mlp, f"{name}_proj").kernel, w(f"mlp.{name}_proj.weight").T)
-  return model
+  ours = pretrained.model_config
+  assert (ours.d_model, ours.num_layers, ours.num_heads, ours.num_kv_heads, ours.vocab_size, ours.tie_embeddings) == (
+      cfg.d_model, cfg.num_layers, cfg.num_heads, cfg.num_kv_heads, cfg.vocab_size, cfg.tie_embeddings)
+  return pretrained.load_model()
 
 
 def hf_expected(rows: list[list[int]], eos: int | None) -> list[list[int]]:
@@ -126,9 +99,7 @@ def smollm2_greedy(model) -> list[list[int]]:
 
 @pytest.mark.slow
 def test_smollm2_greedy_matches_hf_golden_through_our_gguf_import():
-  pretrained = pytest.importorskip("inoc_jax.weights.pretrained",
-                                   reason="needs the weights package's GGUF importer (issue 4)")
-  model = pretrained.open_pretrained("smollm2-135m-instruct").load_model()
+  model = open_pretrained("smollm2-135m-instruct").load_model()
   assert smollm2_greedy(model) == SMOLLM2["greedy"]
 
 
