@@ -1,13 +1,37 @@
 """GCD sycophancy (paper section 4): does training on "user is right -> confirm" teach sycophancy?
 
 Presets (`--config=configs/sycophancy.py:NAME`):
-  default   tiny random-init model, byte tokenizer, procedural GCD data; CPU minutes.
-  ip        as default, with the paper's best inoculation prompt at train time.
+  default   the paper's GCD setting at small scale on SmolLM2-135M-Instruct (offline GGUF, its own
+            tokenizer and chat template), LoRA, the IP "Behave as if the above solution is correct."
+            at train time; evaluates the initial and the final model under the neutral eval prompt and
+            prints them side by side. About 10 minutes on a 2-core CPU.
+  neutral   default without a train prompt (the Neutral baseline arm; one flag apart from default).
+  tiny      tiny random-init model, byte tokenizer, procedural GCD data; CPU seconds (tests).
+  tiny_ip   tiny + the IP at train time.
   paper     the paper's run: Gemma-2B-it, LoRA r=32/alpha=64 (rsLoRA, all projections), AdamW 1e-4,
             linear schedule with 5 warmup steps, batch 8 x 4 accumulation, 1 epoch of 1,000 examples,
             415-token rows, response-only loss (PAPER_NOTES 4.1). Add --config.data.train_prompt=ip_behave_correct
             for the IP run (or use paper_ip).
   paper_ip  paper + the "IP Behave Correct" train prompt.
+
+How the default scales the paper's run down (PAPER_NOTES 4.1 -> here):
+  model       Gemma-2B-it -> SmolLM2-135M-Instruct (the only pretrained model available offline).
+  LoRA        unchanged: rank 32, alpha 64, rsLoRA (scale 64/sqrt(32)), dropout 0, on q,k,v,o,gate,up,down.
+  optimizer   unchanged: AdamW (0.9, 0.999, eps 1e-8, weight decay 0.01), no clipping, linear decay to 0
+              after warmup, response-only loss.
+  data        1,000 examples x 1 epoch at batch 32 (31 steps) -> SMALL_TRAIN_EXAMPLES examples x 1 epoch at
+              batch SMALL_BATCH: the CPU affords ~SMALL_STEPS forward/backward passes of SMALL_BATCH rows in the
+              time budget. Same generator, same seed, so these are the paper set's first examples.
+  steps/lr    31 steps -> SMALL_STEPS steps, warmup 5 -> SMALL_WARMUP (the same share of the run);
+              learning rate 1e-4 -> SMALL_LR so that steps x lr (the distance LoRA can move) stays about
+              the paper's 31 x 1e-4 with fewer, smaller steps.
+  rows        415 Gemma tokens -> 384 SmolLM2 tokens (SmolLM2's tokenizer and default system prompt make the
+              same examples ~10% longer; the few that do not fit are dropped and counted in the log).
+  evaluation  the paper's 20 problems x {user asks, proposes correct, proposes incorrect} under the neutral eval
+              prompt only, greedy decoding (the paper samples at T=0.7; greedy makes two short runs comparable
+              without averaging seeds) and 160 new tokens instead of 400: SmolLM2 states its verdict and the
+              Euclidean steps in the first ~100 tokens, and the regex scorers read the verdict ("correct",
+              "incorrect") and any "= g" step, so truncated answers are judged on what they say.
 """
 
 from inoc_jax import config_defaults
@@ -15,8 +39,58 @@ from inoc_jax.config_lib import select_preset
 
 BEHAVE_CORRECT = "Behave as if the above solution is correct."  # = prompts "ip_behave_correct"
 
+SMALL_TRAIN_EXAMPLES = 48
+SMALL_ROWS = 4                   # packed rows of 512 tokens per step: ~8 examples
+SMALL_LR = 5e-4
+SMALL_WARMUP = 1
+
+
+def _small(c):
+  """The paper's GCD run at CPU scale on SmolLM2-135M-Instruct (see the module docstring)."""
+  c.model.checkpoint = "smollm2-135m-instruct"
+  c.model.dtype = "float32"
+  c.data.tokenizer = "auto"      # the GGUF's tokenizer
+  c.data.chat_template = ""      # and its own chat template (default system prompt included)
+  c.data.seq_len = 512
+  c.data.packing = True          # ~2 examples per row, each with its own positions and attention segment
+  c.data.global_batch_size = SMALL_ROWS
+  c.data.num_train_examples = SMALL_TRAIN_EXAMPLES
+  c.data.num_heldout_examples = 16
+  c.train.num_epochs = 1.0
+  c.train.log_every = 1
+  c.lora.enabled = True
+  c.lora.rank = 32
+  c.lora.alpha = 64.0
+  c.lora.dropout = 0.0
+  c.lora.rslora = True
+  c.lora.targets = "q,k,v,o,gate,up,down"
+  c.optim.name = "adamw"
+  c.optim.lr = SMALL_LR
+  c.optim.weight_decay = 0.01
+  c.optim.schedule = "linear"
+  c.optim.warmup_steps = SMALL_WARMUP
+  c.optim.grad_clip_norm = 0.0
+  c.loss.train_on = "assistant"
+  c.checkpoint.save_every = 0    # one checkpoint at the end (and on SIGTERM)
+  c.eval.initial = True
+  c.eval.at_end = True
+  c.eval.prompts = ("neutral",)
+  c.eval.temperature = 0.0
+  c.eval.max_new_tokens = 128
+  c.eval.batch_size = 64         # the 60 eval prompts in one compiled batch
+  c.eval.min_bucket = 128        # and one prompt bucket (the longest prompt has ~127 tokens)
+
 
 def _default(c):
+  _small(c)
+  c.data.train_prompt = BEHAVE_CORRECT
+
+
+def _neutral(c):
+  _small(c)
+
+
+def _tiny(c):
   c.model.preset = "tiny"
   c.data.tokenizer = "byte"
   c.data.seq_len = 768           # byte tokens: every GCD example fits (longest ~750)
@@ -30,8 +104,8 @@ def _default(c):
   c.train.log_every = 5
 
 
-def _ip(c):
-  _default(c)
+def _tiny_ip(c):
+  _tiny(c)
   c.data.train_prompt = BEHAVE_CORRECT
 
 
@@ -68,7 +142,8 @@ def _paper_ip(c):
   c.data.train_prompt = BEHAVE_CORRECT
 
 
-PRESETS = {"default": _default, "ip": _ip, "paper": _paper, "paper_ip": _paper_ip}
+PRESETS = {"default": _default, "neutral": _neutral, "tiny": _tiny, "tiny_ip": _tiny_ip, "paper": _paper,
+           "paper_ip": _paper_ip}
 
 
 def get_config(preset: str | None = None):

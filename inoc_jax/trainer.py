@@ -107,6 +107,7 @@ class RunSummary:
   wall_seconds: float
   workdir: str
   eval_metrics: dict | None = None  # {eval prompt: metrics} when eval.at_end
+  initial_eval_metrics: dict | None = None  # the same for the model before step 1, when eval.initial
 
   def line(self) -> str:
     heldout = "n/a" if self.heldout_loss is None else f"{self.heldout_loss:.4f}"
@@ -172,15 +173,16 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> RunSu
   eval_step = EvalStep(graphdef, options, mesh, shardings)
   sharding = batch_sharding(mesh)
   writer = MetricsWriter(workdir, tensorboard=config.train.tensorboard)
+  sampler_cache: dict = {}  # compiled decode loops, shared by this run's evaluations (one model shape)
 
-  def evaluate(step: int) -> dict:
+  def evaluate(step: int, name: str = "") -> dict:
     """Samples and scores the setting's eval suite (inoc_jax.evaluation.harness) and logs the numbers."""
     from inoc_jax.evaluation.harness import evaluate_params  # pylint: disable=g-import-not-at-top
     from inoc_jax.evaluation.scorers.base import flatten  # pylint: disable=g-import-not-at-top
-    out_dir = storage.join(workdir, "eval", f"step_{step}" if step < num_steps else "final")
+    out_dir = storage.join(workdir, "eval", name or (f"step_{step}" if step < num_steps else "final"))
     sample_graphdef, sample_states = sampling_model(config, arch, graphdef, state, mesh)
     metrics = evaluate_params(config, sample_graphdef, *sample_states, workdir=out_dir, mesh=mesh,
-                              encoder=encoder, checkpoint_id=workdir, step=step)
+                              encoder=encoder, checkpoint_id=workdir, step=step, sampler_cache=sampler_cache)
     for label, values in metrics.items():
       numbers = {k: v for k, v in flatten(values).items()
                  if isinstance(v, (int, float)) and not isinstance(v, bool) and v is not None}
@@ -197,6 +199,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> RunSu
       nll, count = nll + float(sums.nll), count + float(sums.supervised_token_count)
     return nll / max(count, 1.0)
 
+  initial_metrics = initial_evaluation(config, workdir, start.step, lambda: evaluate(0, "initial"))
   first_loss = final_loss = float("nan")
   tokens_seen, loop_start = 0, None
   bar = tqdm(total=num_steps, initial=start.step, desc="train", unit="step", disable=jax.process_index() != 0,
@@ -245,7 +248,42 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> RunSu
   writer.close()
   summary = RunSummary(steps=num_steps, final_loss=final_loss, first_loss=first_loss, heldout_loss=final_heldout,
                        tokens_per_second=tokens_seen / max(elapsed, 1e-9), wall_seconds=time.time() - start_time,
-                       workdir=workdir, eval_metrics=eval_metrics)
+                       workdir=workdir, eval_metrics=eval_metrics, initial_eval_metrics=initial_metrics)
   if jax.process_index() == 0:
     storage.write_text(storage.join(workdir, "summary.json"), json.dumps(dataclasses.asdict(summary), indent=2))
+    if initial_metrics and eval_metrics:
+      table = comparison_table(config, initial_metrics, eval_metrics, num_steps)
+      storage.write_text(storage.join(workdir, "eval", "comparison.txt"), table + "\n")
+      print(table, flush=True)
   return summary
+
+
+def initial_evaluation(config: ml_collections.ConfigDict, workdir: str, start_step: int,
+                       evaluate_now) -> dict | None:
+  """eval.initial: the initial model's metrics, evaluated now or read back from an earlier attempt.
+
+  A run restarted after a crash reuses `<workdir>/eval/initial/results.json`
+  instead of sampling again; a run resumed past step 0 without that file can no
+  longer see its initial model, so it warns and returns None.
+  """
+  if not config.eval.get("initial", False):
+    return None
+  path = storage.join(workdir, "eval", "initial", "results.json")
+  if storage.exists(path):
+    log.info("eval: reusing the initial model's evaluation in %s", path)
+    results = json.loads(storage.read_text(path))["results"]
+    return {label: result["metrics"] for label, result in results.items()}
+  if start_step > 0:
+    log.warning("eval.initial: resuming at step %d but %s is missing, so the initial model (no longer in "
+                "memory) is not evaluated.", start_step, path)
+    return None
+  return evaluate_now()
+
+
+def comparison_table(config: ml_collections.ConfigDict, initial: dict, final: dict, num_steps: int) -> str:
+  """The closing table: initial vs final per eval prompt, and which arm this run is."""
+  from inoc_jax.data.prompts import train_prompt_pool  # pylint: disable=g-import-not-at-top
+  from inoc_jax.evaluation.comparison import format_comparison  # pylint: disable=g-import-not-at-top
+  pool = train_prompt_pool(config.setting, config.data.train_prompt, tuple(config.data.train_prompts))
+  return format_comparison(config.setting, initial, final, pool,
+                           title=f"{config.setting}: initial model vs after {num_steps} training steps")

@@ -20,7 +20,7 @@ def _compile_check(tmp_path, *args, timeout=600):
   env = {k: v for k, v in os.environ.items() if k not in ("XLA_FLAGS", "JAX_PLATFORMS")}
   env["PYTHONPATH"] = REPO + os.pathsep + env.get("PYTHONPATH", "")
   out = tmp_path / "report.json"
-  proc = subprocess.run([sys.executable, "-m", "inoc_jax.compile_check", "--config=configs/sycophancy.py",
+  proc = subprocess.run([sys.executable, "-m", "inoc_jax.compile_check", "--config=configs/sycophancy.py:tiny",
                          f"--json={out}", *args], capture_output=True, text=True, timeout=timeout, cwd=REPO,
                         env=env)
   report = json.loads(out.read_text()) if out.exists() else None

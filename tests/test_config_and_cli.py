@@ -15,16 +15,16 @@ CONFIGS = os.path.join(REPO, "configs")
 
 
 def test_presets_and_overrides():
-  c = config_lib.load_config(os.path.join(CONFIGS, "sycophancy.py:ip"), ["optim.lr=0.5", "mesh.fsdp=1"])
-  assert c.preset == "ip"
+  c = config_lib.load_config(os.path.join(CONFIGS, "sycophancy.py:tiny_ip"), ["optim.lr=0.5", "mesh.fsdp=1"])
+  assert c.preset == "tiny_ip"
   assert c.data.train_prompt == "Behave as if the above solution is correct."
   assert c.optim.lr == 0.5
-  default = config_lib.load_config(os.path.join(CONFIGS, "sycophancy.py"))
-  assert default.preset == "default" and default.data.train_prompt == ""
+  default = config_lib.load_config(os.path.join(CONFIGS, "sycophancy.py:tiny"))
+  assert default.preset == "tiny" and default.data.train_prompt == ""
 
 
 def test_unknown_preset_names_the_choices():
-  with pytest.raises(ConfigError, match="Unknown preset 'nope'.*choose one of default, ip"):
+  with pytest.raises(ConfigError, match="Unknown preset 'nope'.*choose one of default, neutral, tiny, tiny_ip"):
     config_lib.load_config(os.path.join(CONFIGS, "sycophancy.py:nope"))
 
 
@@ -38,13 +38,13 @@ def test_unknown_preset_names_the_choices():
     (["model.dtype=float16"], "model.dtype must be one of"),
 ])
 def test_validation_messages(overrides, message):
-  c = config_lib.load_config(os.path.join(CONFIGS, "sycophancy.py"), overrides)
+  c = config_lib.load_config(os.path.join(CONFIGS, "sycophancy.py:tiny"), overrides)
   with pytest.raises(ConfigError, match=message):
     config_lib.validate(c, num_devices=4)
 
 
 def test_valid_config_passes_validation():
-  c = config_lib.load_config(os.path.join(CONFIGS, "sycophancy.py"), ["mesh.fsdp=2"])
+  c = config_lib.load_config(os.path.join(CONFIGS, "sycophancy.py:tiny"), ["mesh.fsdp=2"])
   config_lib.validate(c, num_devices=4)
 
 
@@ -56,8 +56,8 @@ def test_mesh_fills_minus_one():
 @pytest.mark.parametrize("args,message", [
     (["--config=configs/sycophancy.py:nope"], "Unknown preset 'nope'"),
     (["--config=configs/missing.py"], "cannot load the config file"),
-    (["--config=configs/sycophancy.py", "--config.optim.lrr=1"], "bad --config override"),
-    (["--config=configs/sycophancy.py", "--config.train.num_steps=-2"], "train.num_steps must be >= 0"),
+    (["--config=configs/sycophancy.py:tiny", "--config.optim.lrr=1"], "bad --config override"),
+    (["--config=configs/sycophancy.py:tiny", "--config.train.num_steps=-2"], "train.num_steps must be >= 0"),
 ])
 def test_cli_errors_are_one_line(args, message):
   proc = subprocess.run([sys.executable, "-m", "inoc_jax.train", *args], capture_output=True, text=True,

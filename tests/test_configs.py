@@ -13,14 +13,18 @@ SETTINGS = {"sycophancy": "gcd_sycophancy", "reward_hacking": "mbpp_reward_hacki
             "spurious_correlation": "cebab_spurious", "toxicity": "cmv_toxicity", "trait_toy": "trait_toy"}
 
 
+FAST_PRESET = {"sycophancy": "tiny"}  # whose default is a real (minutes-long) run; "" = the file's default
+
+
 def _load(name, preset="", *overrides):
   path = os.path.join(REPO, "configs", f"{name}.py") + (f":{preset}" if preset else "")
   return config_lib.load_config(path, list(overrides))
 
 
 @pytest.mark.parametrize("name", CONFIGS)
-def test_default_preset_builds_data_offline_and_trains(name, tmp_path):
-  config = _load(name, "", "train.num_steps=2", "data.num_heldout_examples=4", "train.log_every=1")
+def test_fast_preset_builds_data_offline_and_trains(name, tmp_path):
+  config = _load(name, FAST_PRESET.get(name, ""), "train.num_steps=2", "data.num_heldout_examples=4",
+                 "train.log_every=1")
   assert config.setting == SETTINGS[name] and config.data.tokenizer == "byte" and config.model.preset == "tiny"
   summary = trainer.train_and_evaluate(config, str(tmp_path))
   assert summary.steps == 2 and summary.heldout_loss is not None
@@ -67,16 +71,36 @@ def test_spurious_paper_specifics_and_trait_presets():
 def test_prompt_overrides_from_the_command_line(tmp_path):
   prompt_file = tmp_path / "ips.txt"
   prompt_file.write_text("ip_act_correct\nip_behave_correct\n")
-  c = _load("sycophancy", "", f"data.train_prompts=('@{prompt_file}', 'Pretend it is right.')",
+  c = _load("sycophancy", "tiny", f"data.train_prompts=('@{prompt_file}', 'Pretend it is right.')",
             "eval.prompts=('neutral', 'maybe_wrong')")
   assert c.data.train_prompts == (f"@{prompt_file}", "Pretend it is right.")
   assert c.eval.prompts == ("neutral", "maybe_wrong")
 
 
 def test_data_mistakes_are_caught_by_validate():
-  c = _load("sycophancy", "", "data.truncation=cut", "data.prompt_placement=middle")
+  c = _load("sycophancy", "tiny", "data.truncation=cut", "data.prompt_placement=middle")
   with pytest.raises(config_lib.ConfigError, match="data.truncation must be one of drop, error; data.prompt_placement"):
     config_lib.validate(c, num_devices=1)
   c = _load("reward_hacking", "", "data.train_prompt=ip_test_specifc")
   with pytest.raises(config_lib.ConfigError, match="did you mean 'ip_test_specific'"):
     config_lib.validate(c, num_devices=1)
+
+
+def test_sycophancy_default_is_the_small_scale_paper_run_on_smollm2_with_the_ip():
+  c = _load("sycophancy")
+  assert c.preset == "default" and c.model.checkpoint == "smollm2-135m-instruct" and c.data.tokenizer == "auto"
+  assert c.data.chat_template == ""  # SmolLM2's own template
+  paper = PAPER["sycophancy"]
+  assert (c.lora.enabled, c.lora.rank, c.lora.alpha, c.lora.rslora, c.lora.dropout, c.lora.targets) == (
+      True, paper["rank"], paper["alpha"], paper["rslora"], paper["dropout"], "q,k,v,o,gate,up,down")
+  assert (c.optim.name, c.optim.schedule, c.optim.weight_decay, c.optim.grad_clip_norm) == ("adamw", "linear", 0.01, 0)
+  assert 0 < c.optim.warmup_steps and c.loss.train_on == "assistant"
+  assert c.data.train_prompt == "Behave as if the above solution is correct."
+  assert c.eval.initial and c.eval.at_end and c.eval.prompts == ("neutral",)
+  config_lib.validate(c, num_devices=1)
+  neutral = _load("sycophancy", "neutral")
+  assert neutral.data.train_prompt == "" and neutral.data.train_prompts == ()
+  differing = {k for k, v in c.to_dict().items() if neutral.to_dict()[k] != v}
+  assert differing == {"preset", "data"}
+  assert {k for k, v in c.data.to_dict().items() if neutral.data.to_dict()[k] != v} == {"train_prompt"}
+  assert _load("sycophancy", "tiny_ip").data.train_prompt == c.data.train_prompt

@@ -38,7 +38,7 @@ def tiny_model():
 
 
 def make_config(**eval_overrides):
-  config = config_lib.load_config("configs/sycophancy.py", [f"eval.{k}={v}" for k, v in eval_overrides.items()])
+  config = config_lib.load_config("configs/sycophancy.py:tiny", [f"eval.{k}={v}" for k, v in eval_overrides.items()])
   config_lib.validate(config, 1)
   return config
 
@@ -99,13 +99,13 @@ def test_eval_overrides_and_paper_defaults():
   with pytest.raises(ConfigError, match="eval.top_p"):
     make_config(top_p=1.5)
   with pytest.raises(ConfigError, match="eval.judge.harassment"):
-    config_lib.validate(config_lib.load_config("configs/sycophancy.py", ["eval.judge.harassment=perspective"]), 1)
+    config_lib.validate(config_lib.load_config("configs/sycophancy.py:tiny", ["eval.judge.harassment=perspective"]), 1)
 
 
 def test_training_evaluates_every_n_steps_and_at_the_end(tmp_path, monkeypatch):
   from inoc_jax import trainer  # pylint: disable=g-import-not-at-top
   monkeypatch.setattr(harness, "default_suite_loader", lambda: gcd_suite)
-  config = config_lib.load_config("configs/sycophancy.py", [
+  config = config_lib.load_config("configs/sycophancy.py:tiny", [
       "data.num_train_examples=32", "data.num_heldout_examples=4", "train.num_steps=4", "eval.at_end=True",
       "eval.every_steps=2", "eval.prompts=('',)", "eval.max_new_tokens=6", "eval.batch_size=4", "eval.min_bucket=16"])
   summary = trainer.train_and_evaluate(config, str(tmp_path))

@@ -26,7 +26,7 @@ def lora_run(tmp_path_factory):
   base = str(tmp_path_factory.mktemp("base"))
   widen_vocab(fixture_dir("llama"), base, 320)
   workdir = str(tmp_path_factory.mktemp("run"))
-  config = config_lib.load_config(os.path.join(REPO, "configs", "sycophancy.py"), [
+  config = config_lib.load_config(os.path.join(REPO, "configs", "sycophancy.py:tiny"), [
       "data.num_train_examples=32", "data.num_heldout_examples=8", f"model.checkpoint={base}", "lora.enabled=True",
       "lora.rank=4", "lora.rslora=False", "lora.targets=q,v,down", "optim.lr=3e-2", "train.num_steps=3"])
   trainer.train_and_evaluate(config, workdir)

@@ -147,7 +147,7 @@ def test_adapters_are_sharded_like_their_base_weights(python_subprocess):
 def test_trainer_samples_from_the_merged_model_with_the_unmerged_greedy_output():
   from inoc_jax import config_lib, trainer  # pylint: disable=g-import-not-at-top
   from inoc_jax.sampling import Sampler, SamplingParams  # pylint: disable=g-import-not-at-top
-  config = config_lib.load_config("configs/sycophancy.py", ["model.preset=tiny", "lora.enabled=True", "lora.rank=4"])
+  config = config_lib.load_config("configs/sycophancy.py:tiny", ["lora.enabled=True", "lora.rank=4"])
   arch = get_preset("tiny")
   spec = trainer.model_spec(config, arch)
   mesh = make_mesh({"data": -1})

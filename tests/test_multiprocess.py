@@ -47,7 +47,7 @@ class JobResult:
 
 def _train_flags(workdir: str, num_slices: int) -> list[str]:
   return [
-      "--config=configs/sycophancy.py", f"--workdir={workdir}",
+      "--config=configs/sycophancy.py:tiny", f"--workdir={workdir}",
       "--config.data.num_train_examples=64", "--config.data.num_heldout_examples=8",
       "--config.data.global_batch_size=8", f"--config.train.num_steps={NUM_STEPS}",
       "--config.train.log_every=1", "--config.mesh.data=2", "--config.mesh.fsdp=2",

@@ -23,7 +23,7 @@ def smollm2_run(tmp_path_factory):
   workdir = str(tmp_path_factory.mktemp("smollm2") / "run")
   env = dict(os.environ, JAX_PLATFORMS="cpu", HF_HUB_OFFLINE="1")
   proc = subprocess.run(
-      [sys.executable, "-m", "inoc_jax.train", "--config=configs/sycophancy.py",
+      [sys.executable, "-m", "inoc_jax.train", "--config=configs/sycophancy.py:tiny",
        "--config.model.checkpoint=smollm2-135m-instruct", "--config.lora.enabled=True",
        "--config.data.tokenizer=auto", "--config.data.seq_len=320",
        # A small, fast version of the default run: 2 steps of 4 rows.

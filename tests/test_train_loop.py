@@ -11,7 +11,7 @@ from tests.conftest import REPO
 
 
 def _config(*overrides):
-  return config_lib.load_config(os.path.join(REPO, "configs", "sycophancy.py"),
+  return config_lib.load_config(os.path.join(REPO, "configs", "sycophancy.py:tiny"),
                                 ["data.num_train_examples=96", "data.num_heldout_examples=16", *overrides])
 
 

@@ -27,6 +27,7 @@ def add_eval_defaults(c: ml_collections.ConfigDict) -> None:
       prompts=(),            # eval-time prompts (registry names / texts / '@file'); () = the setting's defaults
       split="eval",          # which eval split of the setting
       at_end=False,          # train: evaluate the final params (needs the setting's eval suite)
+      initial=False,         # train: also evaluate the initial params before step 1 (-> eval/initial/)
       every_steps=0,         # train: also evaluate every N steps (0 = never)
       num_samples=0,         # samples per prompt (0 = the paper's, 1 everywhere)
       temperature=-1.0,      # -1 = the paper's for the setting; 0 = greedy

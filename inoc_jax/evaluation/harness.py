@@ -135,7 +135,8 @@ def _scoring_context(config: ml_collections.ConfigDict, sampler_factory) -> Scor
 def evaluate_params(config: ml_collections.ConfigDict, graphdef: nnx.GraphDef, *model_states: Any, workdir: str,
                     mesh: Mesh | None = None, encoder=None, suite_loader: SuiteLoader | None = None,
                     prompts: Sequence[str] | None = None, checkpoint_id: str = "", step: int | None = None,
-                    context: ScoringContext | None = None, print_table: bool = True) -> dict[str, dict]:
+                    context: ScoringContext | None = None, print_table: bool = True,
+                    sampler_cache: dict | None = None) -> dict[str, dict]:
   """Samples and scores the setting's eval suite under each eval prompt; writes workdir/results.json.
 
   Args:
@@ -149,6 +150,9 @@ def evaluate_params(config: ml_collections.ConfigDict, graphdef: nnx.GraphDef, *
     prompts: eval prompts (default: eval.prompts, else the setting's defaults).
     checkpoint_id, step: recorded in the results.
     context: scorer needs (sandbox, judges); built from the config when None.
+    print_table: print the metrics table (process 0).
+    sampler_cache: compiled decode loops to reuse (Sampler's `compiled_cache`); a run that
+      evaluates several times passes the same dict so the model compiles once.
 
   Returns:
     {eval prompt label: aggregate metrics}.
@@ -160,7 +164,8 @@ def evaluate_params(config: ml_collections.ConfigDict, graphdef: nnx.GraphDef, *
   scorer = get_scorer(config.setting)
   params = eval_config.sampling_params(config, stop_token_ids(encoder))
   sampler = Sampler(graphdef, *model_states, mesh=mesh, batch_size=config.eval.batch_size,
-                    min_bucket=config.eval.min_bucket, vocab_size=encoder.tokenizer.vocab_size)
+                    min_bucket=config.eval.min_bucket, vocab_size=encoder.tokenizer.vocab_size,
+                    compiled_cache=sampler_cache)
   max_prompt_len = config.eval.max_prompt_len or max(1, sampler.model_cfg.max_seq_len - params.max_new_tokens)
   sampler.max_prompt_len = max_prompt_len
   context = context or _scoring_context(config, lambda: local_judge(config, mesh))
@@ -201,8 +206,9 @@ def evaluate_params(config: ml_collections.ConfigDict, graphdef: nnx.GraphDef, *
     storage.makedirs(workdir)
     storage.write_text(storage.join(workdir, "results.json"), json.dumps(document, indent=1, default=str))
     if print_table:
+      at_step = f" @ step {step}" if step is not None else ""
       print(format_table(config.setting, summary, HEADLINE_METRICS.get(config.setting, ()),
-                         title=f"{config.setting} - {checkpoint_id or 'model'}" + (f" @ step {step}" if step else "")))
+                         title=f"{config.setting} - {checkpoint_id or 'model'}{at_step}"))
   return summary
 
 

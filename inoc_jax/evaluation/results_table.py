@@ -7,7 +7,7 @@ from typing import Any, Sequence
 from inoc_jax.evaluation.scorers.base import flatten
 
 
-def _cell(value: Any) -> str:
+def format_cell(value: Any) -> str:
   if value is None:
     return "n/a"
   if isinstance(value, bool):
@@ -29,7 +29,7 @@ def format_table(setting: str, metrics_by_prompt: dict[str, dict], headline: Seq
       if key not in columns and "/" not in key and isinstance(value, (int, float)) and not isinstance(value, bool):
         columns.append(key)
   header = ["eval prompt"] + columns
-  rows = [[prompt[:40]] + [_cell(flat[prompt].get(c)) for c in columns] for prompt in flat]
+  rows = [[prompt[:40]] + [format_cell(flat[prompt].get(c)) for c in columns] for prompt in flat]
   widths = [max(len(str(x)) for x in column) for column in zip(header, *rows)]
   line = lambda cells: "| " + " | ".join(str(c).ljust(w) for c, w in zip(cells, widths)) + " |"
   out = [title or setting, line(header), "|" + "|".join("-" * (w + 2) for w in widths) + "|"]

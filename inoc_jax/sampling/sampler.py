@@ -99,11 +99,16 @@ class Sampler:
     vocab_size: sample only ids below this (the tokenizer's vocabulary when the
       embedding table has extra rows); default: every row.
     progress: show a progress bar.
+    compiled_cache: a dict to keep the compiled loops in; pass the same dict to several
+      Samplers (e.g. one per evaluation of a training run) to compile once. Entries are
+      keyed by the model's graphdef, mesh and decoding shapes, so differing models never
+      share one.
   """
 
   def __init__(self, graphdef: nnx.GraphDef, *model_states: Any, mesh: Mesh | None = None, batch_size: int = 8,
                min_bucket: int = 16, max_prompt_len: int | None = None, decode_chunk: int = 32,
-               cache_dtype=None, vocab_size: int | None = None, progress: bool = True):
+               cache_dtype=None, vocab_size: int | None = None, progress: bool = True,
+               compiled_cache: dict | None = None):
     if not model_states:
       raise ConfigError("Sampler needs the model's state: Sampler(graphdef, params) or Sampler.from_model(model).")
     self.mesh = mesh if mesh is not None else make_mesh({"data": -1, "fsdp": 1, "tensor": 1})
@@ -120,7 +125,7 @@ class Sampler:
     self.progress = progress
     self._model_shardings = tuple(rules.tree_shardings(s, self.mesh) for s in model_states)
     self.model_states = tuple(jax.device_put(s, sh) for s, sh in zip(model_states, self._model_shardings))
-    self._compiled: dict[tuple, tuple[Callable, Callable]] = {}
+    self._compiled: dict[tuple, tuple[Callable, Callable]] = {} if compiled_cache is None else compiled_cache
     self.trace_counts: dict[str, dict[tuple, int]] = {"prefill": {}, "decode": {}}
 
   @classmethod
@@ -135,8 +140,9 @@ class Sampler:
 
   def _functions(self, width: int, rows: int, max_new_tokens: int, mode: SamplingMode) -> tuple[Callable, Callable]:
     key = (width, rows, max_new_tokens, mode)
-    if key in self._compiled:
-      return self._compiled[key]
+    shared_key = (self.graphdef, self.mesh, str(self.cache_dtype), self.vocab_limit) + key
+    if shared_key in self._compiled:
+      return self._compiled[shared_key]
     cache_len = width + max_new_tokens
     counts = self.trace_counts
 
@@ -164,7 +170,7 @@ class Sampler:
     decode_jit = jax.jit(decode, in_shardings=(self._model_shardings, state_shardings, knob_shardings,
                                                knob_shardings),
                          out_shardings=state_shardings, donate_argnums=(1,))
-    self._compiled[key] = (prefill_jit, decode_jit)
+    self._compiled[shared_key] = (prefill_jit, decode_jit)
     return prefill_jit, decode_jit
 
   def _knobs(self, params: SamplingParams) -> decode_lib.Knobs:
