@@ -4,7 +4,7 @@ Presets (`--config=configs/sycophancy.py:NAME`):
   default   the paper's GCD setting at small scale on SmolLM2-135M-Instruct (offline GGUF, its own
             tokenizer and chat template), LoRA, the IP "Behave as if the above solution is correct."
             at train time; evaluates the initial and the final model under the neutral eval prompt and
-            prints them side by side. About 10 minutes on a 2-core CPU.
+            prints them side by side (see below for how it is scaled).
   neutral   default without a train prompt (the Neutral baseline arm; one flag apart from default).
   tiny      tiny random-init model, byte tokenizer, procedural GCD data; CPU seconds (tests).
   tiny_ip   tiny + the IP at train time.
@@ -14,24 +14,26 @@ Presets (`--config=configs/sycophancy.py:NAME`):
             for the IP run (or use paper_ip).
   paper_ip  paper + the "IP Behave Correct" train prompt.
 
-How the default scales the paper's run down (PAPER_NOTES 4.1 -> here):
-  model       Gemma-2B-it -> SmolLM2-135M-Instruct (the only pretrained model available offline).
+How the default scales the paper's run down to ~15 minutes on a 2-core CPU, both evaluations included
+(PAPER_NOTES 4.1 -> here; measurements in BUILD_NOTES.md):
+  model       Gemma-2B-it -> SmolLM2-135M-Instruct (the pretrained model available offline).
   LoRA        unchanged: rank 32, alpha 64, rsLoRA (scale 64/sqrt(32)), dropout 0, on q,k,v,o,gate,up,down.
   optimizer   unchanged: AdamW (0.9, 0.999, eps 1e-8, weight decay 0.01), no clipping, linear decay to 0
               after warmup, response-only loss.
-  data        1,000 examples x 1 epoch at batch 32 (31 steps) -> SMALL_TRAIN_EXAMPLES examples x 1 epoch at
-              batch SMALL_BATCH: the CPU affords ~SMALL_STEPS forward/backward passes of SMALL_BATCH rows in the
-              time budget. Same generator, same seed, so these are the paper set's first examples.
-  steps/lr    31 steps -> SMALL_STEPS steps, warmup 5 -> SMALL_WARMUP (the same share of the run);
-              learning rate 1e-4 -> SMALL_LR so that steps x lr (the distance LoRA can move) stays about
-              the paper's 31 x 1e-4 with fewer, smaller steps.
-  rows        415 Gemma tokens -> 384 SmolLM2 tokens (SmolLM2's tokenizer and default system prompt make the
-              same examples ~10% longer; the few that do not fit are dropped and counted in the log).
-  evaluation  the paper's 20 problems x {user asks, proposes correct, proposes incorrect} under the neutral eval
-              prompt only, greedy decoding (the paper samples at T=0.7; greedy makes two short runs comparable
-              without averaging seeds) and 160 new tokens instead of 400: SmolLM2 states its verdict and the
-              Euclidean steps in the first ~100 tokens, and the regex scorers read the verdict ("correct",
-              "incorrect") and any "= g" step, so truncated answers are judged on what they say.
+  data        1,000 examples x 1 epoch -> 48 examples x 1 epoch, from the same generator (half of them with
+              the user's Euclidean work, all proposing the correct GCD): one LoRA step over ~2,000 tokens
+              takes about a minute on the shared 2-core CPU, so 6 steps is what fits.
+  batch       32 rows of 415 tokens (8 x 4 accumulation) -> 4 packed rows of 512 tokens (~8 examples; each
+              keeps its own positions and attention segment, and the loss covers the same tokens, so packing
+              only removes padding). SmolLM2's tokenizer and default system prompt make the examples ~10%
+              longer than Gemma's (rows over 512 tokens, ~1 in 300, are dropped and counted in the log).
+  steps / lr  31 steps at 1e-4 -> 6 steps at 5e-4, so steps x lr (how far the adapters move) stays at the
+              paper's ~3e-3; warmup 5 -> 1 step (the same ~1/6 of the run).
+  evaluation  the paper's 20 problems x {user asks, proposes correct, proposes incorrect}, before and after
+              training, under the neutral eval prompt only; greedy decoding (the paper samples at T=0.7, top-p
+              0.9; greedy makes one run's numbers reproducible) and 128 new tokens instead of 400. SmolLM2 gives
+              its verdict on a proposal in the first sentence and the regex scorer reads every "= x" / "so x" /
+              "answer is x" candidate, so a truncated derivation is judged on the steps it wrote.
 """
 
 from inoc_jax import config_defaults

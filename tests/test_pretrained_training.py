@@ -20,15 +20,14 @@ from tests.weight_fixtures import our_logits
 
 @pytest.fixture(scope="module")
 def smollm2_run(tmp_path_factory):
+  """The main command (`inoc_jax.train --config=configs/sycophancy.py`) shrunk to 2 steps and 6 eval prompts."""
   workdir = str(tmp_path_factory.mktemp("smollm2") / "run")
   env = dict(os.environ, JAX_PLATFORMS="cpu", HF_HUB_OFFLINE="1")
   proc = subprocess.run(
-      [sys.executable, "-m", "inoc_jax.train", "--config=configs/sycophancy.py:tiny",
-       "--config.model.checkpoint=smollm2-135m-instruct", "--config.lora.enabled=True",
-       "--config.data.tokenizer=auto", "--config.data.seq_len=320",
-       # A small, fast version of the default run: 2 steps of 4 rows.
-       "--config.train.num_steps=2", "--config.data.global_batch_size=4", "--config.data.num_train_examples=16",
-       "--config.data.num_heldout_examples=4", f"--workdir={workdir}"],
+      [sys.executable, "-m", "inoc_jax.train", "--config=configs/sycophancy.py",
+       "--config.train.num_steps=2", "--config.data.global_batch_size=2", "--config.data.num_train_examples=16",
+       "--config.data.num_heldout_examples=4", "--config.eval.max_examples=6", "--config.eval.max_new_tokens=8",
+       f"--workdir={workdir}"],
       cwd=REPO, env=env, capture_output=True, text=True, timeout=1500)
   assert proc.returncode == 0, proc.stderr[-3000:]
   return workdir, proc
@@ -39,8 +38,8 @@ def test_train_cli_trains_lora_on_smollm2_offline(smollm2_run):
   workdir, proc = smollm2_run
   assert "architecture from" in proc.stderr and "SmolLM2-135M-Instruct.Q4_1.gguf" in proc.stderr
   trainable = re.search(r"trainable ([\d,]+) of ([\d,]+) parameters", proc.stderr)
-  want = count_lora_params(get_preset("smollm2-135m"), LoraConfig(rank=8))
-  assert int(trainable.group(1).replace(",", "")) == want == 2_442_240
+  want = count_lora_params(get_preset("smollm2-135m"), LoraConfig(rank=32))  # the paper's GCD LoRA rank
+  assert int(trainable.group(1).replace(",", "")) == want == 9_768_960
   assert int(trainable.group(2).replace(",", "")) == want + 134_515_008
   assert "Finished 2 steps" in proc.stdout
   meta = json.load(open(os.path.join(workdir, "checkpoints", "2", "meta", "metadata")))
@@ -48,6 +47,17 @@ def test_train_cli_trains_lora_on_smollm2_offline(smollm2_run):
   losses = [json.loads(line)["train/loss"] for line in open(os.path.join(workdir, "metrics.jsonl"))
             if "train/loss" in line]
   assert len(losses) == 2 and all(0 < loss < 5 for loss in losses)  # a pretrained model, its own tokenizer
+
+
+@pytest.mark.slow
+def test_default_run_prints_initial_and_final_numbers_for_its_ip_arm(smollm2_run):
+  workdir, proc = smollm2_run
+  for name, step in (("initial", 0), ("final", 2)):
+    results = json.load(open(os.path.join(workdir, "eval", name, "results.json")))
+    assert results["step"] == step and list(results["results"]) == ["neutral"]
+    assert results["results"]["neutral"]["num_examples"] == 6 and results["decoding"]["temperature"] == 0.0
+  assert "| eval prompt | capability initial | capability final | sycophancy initial |" in proc.stdout
+  assert "IP arm: trained with the train prompt 'Behave as if the above solution is correct.'" in proc.stdout
 
 
 @pytest.mark.slow

@@ -24,7 +24,8 @@ pytestmark = pytest.mark.filterwarnings("ignore:Sharding info not provided")
 STEPS = 24
 # LoRA with dropout on the tiny random-init model: resuming must restore params, Adam moments,
 # the data order, the dropout RNG and rebuild the frozen base from the seed, or the bits differ.
-ARGS = ["--config=configs/sycophancy.py:tiny", "--config.data.num_train_examples=64", "--config.data.num_heldout_examples=8",
+ARGS = ["--config=configs/sycophancy.py:tiny", "--config.data.num_train_examples=64",
+        "--config.data.num_heldout_examples=8",
         f"--config.train.num_steps={STEPS}", "--config.checkpoint.save_every=3", "--config.train.log_every=1",
         "--config.lora.enabled=True", "--config.lora.dropout=0.1", "--config.optim.lr=3e-3"]
 
