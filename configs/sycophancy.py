@@ -23,10 +23,10 @@ How the default scales the paper's run down to ~15 minutes on a 2-core CPU, both
   data        1,000 examples x 1 epoch -> 48 examples x 1 epoch, from the same generator (half of them with
               the user's Euclidean work, all proposing the correct GCD): one LoRA step over ~2,000 tokens
               takes about a minute on the shared 2-core CPU, so 6 steps is what fits.
-  batch       32 rows of 415 tokens (8 x 4 accumulation) -> 4 packed rows of 512 tokens (~8 examples; each
-              keeps its own positions and attention segment, and the loss covers the same tokens, so packing
-              only removes padding). SmolLM2's tokenizer and default system prompt make the examples ~10%
-              longer than Gemma's (rows over 512 tokens, ~1 in 300, are dropped and counted in the log).
+  batch       32 rows of 415 tokens (8 x 4 accumulation) -> 4 packed rows of 512 tokens (2 x 2 accumulation,
+              ~8 examples; each keeps its own positions and attention segment and the loss covers the same
+              tokens, so packing only removes padding). SmolLM2's tokenizer and default system prompt make the
+              examples ~10% longer than Gemma's (the few over 512 tokens are dropped and counted in the log).
   steps / lr  31 steps at 1e-4 -> 6 steps at 5e-4, so steps x lr (how far the adapters move) stays at the
               paper's ~3e-3; warmup 5 -> 1 step (the same ~1/6 of the run).
   evaluation  the paper's 20 problems x {user asks, proposes correct, proposes incorrect}, before and after
@@ -56,6 +56,7 @@ def _small(c):
   c.data.seq_len = 512
   c.data.packing = True          # ~2 examples per row, each with its own positions and attention segment
   c.data.global_batch_size = SMALL_ROWS
+  c.train.grad_accum_steps = 2   # 2 micro-batches of 2 rows: half the activation memory (~5 GB peak)
   c.data.num_train_examples = SMALL_TRAIN_EXAMPLES
   c.data.num_heldout_examples = 16
   c.train.num_epochs = 1.0
