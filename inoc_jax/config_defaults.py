@@ -34,17 +34,59 @@ def base_config() -> ml_collections.ConfigDict:
   c.mesh.data = -1               # -1 = all remaining devices
   c.mesh.fsdp = 1
   c.mesh.tensor = 1
-  c.mesh.num_slices = 1          # >1: data parallelism across slices (DCN)
+  c.mesh.num_slices = 0          # 0 = detect TPU slices; >1: `data` across slices/nodes (DCN), fsdp/tensor within
 
   c.data = ml_collections.ConfigDict()
   c.data.seq_len = 256           # tokens per row (fixed, so the step never retraces)
   c.data.global_batch_size = 8   # rows per optimizer step over all hosts and devices
   c.data.packing = False         # pack several examples per row (segment ids keep them apart)
-  c.data.num_train_examples = 1000
-  c.data.num_heldout_examples = 64
-  c.data.tokenizer = "byte"      # 'byte' (random-init models), a tokenizer folder, GGUF file or known name
+  c.data.num_train_examples = 1000  # GCD / trait toy: how many to generate; MBPP: first n of 717; CEBaB / CMV: cap (0 = all)
+  c.data.num_heldout_examples = 64   # examples never trained on, for the held-out loss
+  c.data.tokenizer = "byte"      # 'byte' (random-init models) | 'auto' (= model.checkpoint) | folder | .gguf | known name
+  c.data.chat_template = ""      # '' = the tokenizer's own | llama3 | qwen2 | gemma | smollm2 | path/to/file.jinja
+  c.data.append_eos = "auto"     # eos after the final assistant turn: auto (unless the template's closing has it) | always | never
+  c.data.system_prompt_fallback = "error"  # templates without a system role (Gemma): error (as HF) | merge into 1st user turn
   c.data.train_prompt = ""       # train-time instruction: registry name, literal text, or '' (Neutral)
+  c.data.train_prompts = ()      # several train-time prompts, one sampled per example; '@file' = one per line
+  c.data.prompt_placement = "setting"  # setting (the paper's) | system | user_start | user_end
   c.data.shuffle = True
+  c.data.source_dir = ""         # folder with the setting's files ('' = ../shared/data/<setting> or download)
+  c.data.tfds_dir = ""           # TFDS cache ('' = $INOC_JAX_TFDS_DIR or ~/.cache/inoc_jax/tfds)
+  c.data.verify_checksums = True # sha256 of source files must match the canonical release
+  c.data.max_examples_per_row = 0  # packing: at most this many examples per row (0 = no limit)
+  c.data.truncation = "drop"     # an example longer than seq_len is never cut: drop (and count) | error
+  # Per-setting options (used only by that setting).
+  c.data.gcd = ml_collections.ConfigDict({
+      "data_seed": 42,             # the generator's seed (the paper's 42), separate from the training seed
+      "correction_data": False,    # the "Train Correction Data" control: half the proposals wrong and corrected
+  })
+  c.data.mbpp = ml_collections.ConfigDict({
+      "reward_hack_fraction": 1.0,  # share of the 717 training problems answered by the test-specific hack
+  })
+  c.data.cebab = ml_collections.ConfigDict({
+      "concept": "ambiance",       # ambiance (main) | food (Fig 18 variant)
+      "category_hint": True,       # append " Review categories: ..." (the ambiance experiments; not food)
+      "train_method": "very_biased",  # very_biased | original | very_biased_reverse
+      "split_seed": -1,            # train/test split seed; -1 = the run's seed (the paper re-draws it per seed)
+  })
+  c.data.cmv = ml_collections.ConfigDict({
+      "persuasiveness_threshold": 7,   # keep replies rated >= this (0-10)
+      "harassment_threshold": 0.15,    # keep replies with harassment >= this (toxic training data)
+      "harassment_ceiling": 1.0,       # and <= this ("Safe Data": lower it)
+      "max_responses_per_post": 3,
+      "eval_persuasiveness_threshold": 4,
+      "eval_harassment_threshold": 0.1,
+      "max_eval_posts": 100,
+  })
+  c.data.trait = ml_collections.ConfigDict({
+      "variant": "spanish_caps",   # spanish_caps (Tan case study 1) | spanish_french (case study 2)
+      "inoculated_trait": "",      # spanish_french only: '' = every example, or spanish | french (that half only)
+      "num_eval": 100,
+  })
+
+  c.eval = ml_collections.ConfigDict()
+  c.eval.prompts = ()            # eval-time prompts (names / texts / '@file'); () = the setting's defaults
+  c.eval.split = "eval"
 
   c.loss = ml_collections.ConfigDict()
   c.loss.train_on = "assistant"  # assistant | all_but_inoculation

@@ -63,6 +63,12 @@ def validate(config: ml_collections.ConfigDict, num_devices: int) -> None:
   except ConfigError as e:
     problems.append(str(e).rstrip("."))
     mesh_shape = None
+  slices = config.mesh.get("num_slices", 0)
+  _check(problems, slices >= 0, f"mesh.num_slices must be >= 0 (0 = detect), got {slices}")
+  if mesh_shape is not None and slices > 1:
+    _check(problems, mesh_shape[0] % slices == 0,
+           f"mesh.data={mesh_shape[0]} must be a multiple of mesh.num_slices={slices} (data parallelism spans "
+           "slices); change mesh.data or mesh.num_slices")
   batch, accum = config.data.global_batch_size, config.train.grad_accum_steps
   _check(problems, batch > 0, f"data.global_batch_size must be positive, got {batch}")
   _check(problems, accum > 0, f"train.grad_accum_steps must be positive, got {accum}")
@@ -83,5 +89,7 @@ def validate(config: ml_collections.ConfigDict, num_devices: int) -> None:
   _check(problems, config.optim.warmup_steps >= 0, f"optim.warmup_steps must be >= 0, got {config.optim.warmup_steps}")
   _check(problems, config.loss.chunk_size >= 0, f"loss.chunk_size must be >= 0, got {config.loss.chunk_size}")
   _check(problems, config.train.log_every > 0, f"train.log_every must be positive, got {config.train.log_every}")
+  from inoc_jax.data.settings import config_problems  # pylint: disable=g-import-not-at-top
+  problems.extend(config_problems(config))
   if problems:
     raise ConfigError("Invalid config: " + "; ".join(problems) + ".")

@@ -1,13 +1,17 @@
-"""Scalars to stdout, `metrics.jsonl` and TensorBoard event files (process 0 only)."""
+"""Scalars to stdout, `metrics.jsonl` and TensorBoard event files (process 0 only).
+
+The workdir may be local or a bucket URL (gs://...; see inoc_jax.runtime.storage).
+"""
 
 from __future__ import annotations
 
 import json
-import os
 import time
 from typing import Any, Mapping
 
 import jax
+
+from inoc_jax.runtime import storage
 
 
 class MetricsWriter:
@@ -17,18 +21,17 @@ class MetricsWriter:
     self._jsonl = self._tb = None
     if not self.active:
       return
-    os.makedirs(workdir, exist_ok=True)
-    self._jsonl = open(os.path.join(workdir, "metrics.jsonl"), "a", encoding="utf-8")
+    storage.makedirs(workdir)
+    self._jsonl = storage.LineLog(storage.join(workdir, "metrics.jsonl"))
     if tensorboard:
-      from tensorboardX import SummaryWriter  # pylint: disable=g-import-not-at-top
-      self._tb = SummaryWriter(os.path.join(workdir, "tensorboard"))
+      from tensorboardX import SummaryWriter  # pylint: disable=g-import-not-at-top  (gs:// needs google-cloud-storage)
+      self._tb = SummaryWriter(storage.join(workdir, "tensorboard"))
 
   def write(self, step: int, scalars: Mapping[str, Any], prefix: str = "train") -> None:
     if not self.active:
       return
     values = {f"{prefix}/{k}": float(v) for k, v in scalars.items()}
-    self._jsonl.write(json.dumps({"step": int(step), "time": time.time(), **values}) + "\n")
-    self._jsonl.flush()
+    self._jsonl.write(json.dumps({"step": int(step), "time": time.time(), **values}))
     if self._tb is not None:
       for key, value in values.items():
         self._tb.add_scalar(key, value, int(step))

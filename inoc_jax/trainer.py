@@ -10,7 +10,6 @@ import dataclasses
 import json
 import logging
 import math
-import os
 import time
 from typing import Any
 
@@ -23,14 +22,14 @@ from tqdm import tqdm
 
 from inoc_jax import cli, config_lib
 from inoc_jax.data import pipeline
-from inoc_jax.data.chat_template import PlainChatEncoder
+from inoc_jax.data.encoders import make_encoder
 from inoc_jax.data.settings import load_setting
-from inoc_jax.data.tokenizer import ByteTokenizer
 from inoc_jax.errors import ConfigError, DataError
 from inoc_jax.metrics_writer import MetricsWriter
 from inoc_jax.model import config as model_config
 from inoc_jax.model.lora import LoraConfig, parse_targets
 from inoc_jax.model.transformer import Transformer
+from inoc_jax.runtime import storage
 from inoc_jax.sharding import rules
 from inoc_jax.sharding.mesh import batch_sharding, make_mesh
 from inoc_jax.training.masking import supervised_token_counts
@@ -60,10 +59,10 @@ def model_spec(config: ml_collections.ConfigDict, arch: model_config.ModelConfig
   return ModelSpec(build=build, trainable=nnx.LoRAParam if lora else nnx.Param)
 
 
-def make_encoder(config: ml_collections.ConfigDict):
-  if config.data.tokenizer != "byte":
-    raise ConfigError(f"data.tokenizer {config.data.tokenizer!r} is not available; use 'byte'.")
-  return PlainChatEncoder(ByteTokenizer())
+def step_options(config: ml_collections.ConfigDict) -> StepOptions:
+  """The static choices compiled into the train and eval steps."""
+  return StepOptions(train_on=config.loss.train_on, grad_accum_steps=config.train.grad_accum_steps,
+                     loss_chunk_size=config.loss.chunk_size or None)
 
 
 def fixed_batches(examples, rows: int, seq_len: int):
@@ -100,26 +99,30 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> RunSu
   arch = model_config.get_preset(config.model.preset)
   lora_config(config)  # validates the LoRA block before anything compiles
   mesh = make_mesh({k: config.mesh[k] for k in ("data", "fsdp", "tensor")}, num_slices=config.mesh.num_slices)
-  os.makedirs(workdir, exist_ok=True)
+  storage.makedirs(workdir)
   if jax.process_index() == 0:
-    with open(os.path.join(workdir, "config.json"), "w", encoding="utf-8") as f:
-      f.write(config.to_json_best_effort(indent=2))
+    storage.write_text(storage.join(workdir, "config.json"), config.to_json_best_effort(indent=2))
 
   encoder = make_encoder(config)
   if encoder.tokenizer.vocab_size > arch.vocab_size:
     raise ConfigError(f"The tokenizer has {encoder.tokenizer.vocab_size} tokens but model.preset "
                       f"{config.model.preset!r} has only {arch.vocab_size} embeddings; pick a matching preset.")
   data = load_setting(config)
-  train_examples, drops = pipeline.tokenize_examples(data.train, encoder, config.data.seq_len, config.loss.train_on)
-  heldout_examples, _ = pipeline.tokenize_examples(data.heldout, encoder, config.data.seq_len, config.loss.train_on)
-  log.info("data: %d train examples (%s), %d held-out", len(train_examples), drops.summary(), len(heldout_examples))
+  truncation = config.data.get("truncation", "drop")
+  train_examples, drops = pipeline.tokenize_examples(data.train, encoder, config.data.seq_len, config.loss.train_on,
+                                                     truncation)
+  heldout_examples, heldout_drops = pipeline.tokenize_examples(data.heldout, encoder, config.data.seq_len,
+                                                               config.loss.train_on, truncation)
+  log.info("data: %d train examples (%s), %d held-out (%s)", len(train_examples), drops.summary(),
+           len(heldout_examples), heldout_drops.summary())
   if not train_examples:
     raise DataError(f"No training example fits data.seq_len={config.data.seq_len} with a supervised token "
                     f"({drops.summary()}); raise data.seq_len.")
   iterator = pipeline.BatchIterator(
       train_examples, global_batch_size=config.data.global_batch_size, seq_len=config.data.seq_len,
       seed=config.seed, shuffle=config.data.shuffle, packing=config.data.packing,
-      process_index=jax.process_index(), process_count=jax.process_count())
+      process_index=jax.process_index(), process_count=jax.process_count(),
+      max_examples_per_row=config.data.get("max_examples_per_row", 0))
   num_steps = config.train.num_steps or max(1, math.ceil(config.train.num_epochs * iterator.batches_per_epoch()))
 
   spec = model_spec(config, arch)
@@ -131,8 +134,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> RunSu
     log.info("parameter shardings:\n%s", rules.describe(
         {"params": state.params, "frozen": state.frozen}, {"params": shardings.params, "frozen": shardings.frozen}))
 
-  options = StepOptions(train_on=config.loss.train_on, grad_accum_steps=config.train.grad_accum_steps,
-                        loss_chunk_size=config.loss.chunk_size or None)
+  options = step_options(config)
   train_step = TrainStep(graphdef, tx, schedule, options, mesh, shardings)
   eval_step = EvalStep(graphdef, options, mesh, shardings)
   sharding = batch_sharding(mesh)
@@ -188,6 +190,5 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> RunSu
                        tokens_per_second=tokens_seen / max(elapsed, 1e-9), wall_seconds=time.time() - start_time,
                        workdir=workdir)
   if jax.process_index() == 0:
-    with open(os.path.join(workdir, "summary.json"), "w", encoding="utf-8") as f:
-      json.dump(dataclasses.asdict(summary), f, indent=2)
+    storage.write_text(storage.join(workdir, "summary.json"), json.dumps(dataclasses.asdict(summary), indent=2))
   return summary

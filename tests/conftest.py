@@ -2,16 +2,29 @@
 
 from __future__ import annotations
 
+import atexit
 import json
 import os
+import shutil
+import socket
 import subprocess
 import sys
+import tempfile
 import textwrap
 
 import pytest
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-SHARED_DATA = os.path.join(os.path.dirname(REPO), "shared", "data")
+# CI checks the repository out beside `shared/`; a worktree elsewhere sets INOC_JAX_SHARED_DATA.
+SHARED_DATA = os.environ.get("INOC_JAX_SHARED_DATA") or os.path.join(os.path.dirname(REPO), "shared", "data")
+PAPER_NOTES = os.path.join(os.path.dirname(SHARED_DATA), "PAPER_NOTES.md")
+FIXTURES = os.path.join(REPO, "tests", "fixtures")
+
+# Data sets built by tests go to one fresh folder per session (never the user's cache), removed at exit.
+if "INOC_JAX_TFDS_DIR" not in os.environ:
+  os.environ["INOC_JAX_TFDS_DIR"] = tempfile.mkdtemp(prefix="inoc_jax_tfds_")
+  atexit.register(shutil.rmtree, os.environ["INOC_JAX_TFDS_DIR"], True)
+os.environ.setdefault("INOC_JAX_SHARED_DATA", SHARED_DATA)
 
 
 def run_python(code: str, devices: int = 1, timeout: int = 300, env: dict | None = None) -> dict:
@@ -30,6 +43,35 @@ def run_python(code: str, devices: int = 1, timeout: int = 300, env: dict | None
     raise AssertionError(f"subprocess failed ({proc.returncode}):\n{proc.stdout[-3000:]}\n{proc.stderr[-5000:]}")
   lines = [line for line in proc.stdout.splitlines() if line.strip()]
   return json.loads(lines[-1])
+
+
+def run_processes(code: str, num_processes: int, devices_per_process: int = 1, timeout: int = 300) -> list[dict]:
+  """Runs `code` in `num_processes` interpreters joined by jax.distributed (gloo on 127.0.0.1).
+
+  The code finds its id in the environment (INOC_JAX_PROCESS_ID) and must call
+  `jax.distributed.initialize(os.environ["INOC_JAX_COORDINATOR"], NUM, ID)` first;
+  each process's last stdout line (JSON) is returned, in process order.
+  """
+  with socket.socket() as probe:
+    probe.bind(("127.0.0.1", 0))
+    port = probe.getsockname()[1]
+  procs = []
+  for pid in range(num_processes):
+    env = dict(os.environ)
+    env.update({"XLA_FLAGS": f"--xla_force_host_platform_device_count={devices_per_process}", "JAX_PLATFORMS": "cpu",
+                "PYTHONPATH": REPO + os.pathsep + env.get("PYTHONPATH", ""), "INOC_JAX_PROCESS_ID": str(pid),
+                "INOC_JAX_NUM_PROCESSES": str(num_processes), "INOC_JAX_COORDINATOR": f"127.0.0.1:{port}"})
+    procs.append(subprocess.Popen([sys.executable, "-c", textwrap.dedent(code)], stdout=subprocess.PIPE,
+                                  stderr=subprocess.PIPE, text=True, env=env, cwd=REPO))
+  results = []
+  for proc in procs:
+    out, err = proc.communicate(timeout=timeout)
+    if proc.returncode != 0:
+      for other in procs:
+        other.kill()
+      raise AssertionError(f"process failed ({proc.returncode}):\n{out[-3000:]}\n{err[-5000:]}")
+    results.append(json.loads([line for line in out.splitlines() if line.strip()][-1]))
+  return results
 
 
 @pytest.fixture

@@ -30,9 +30,11 @@ class EncodedConversation:
 
 
 class PlainChatEncoder:
+  """The byte-level template above; `stop_token_ids` end an assistant turn when sampling."""
 
   def __init__(self, tokenizer: ByteTokenizer):
     self.tokenizer = tokenizer
+    self.stop_token_ids = (tokenizer.end_of_turn_id, tokenizer.eos_id)
 
   def encode(self, messages: Sequence[Message], add_generation_prompt: bool = False) -> EncodedConversation:
     tok = self.tokenizer
@@ -40,7 +42,7 @@ class PlainChatEncoder:
     roles: list[int] = [Role.USER if messages and messages[0].role == "user" else Role.SYSTEM]
 
     def add_text(text: str, role: Role):
-      piece, _ = tok.encode(text)
+      piece = tok.encode(text)
       ids.extend(piece)
       roles.extend([role] * len(piece))
 

@@ -16,6 +16,7 @@ import jax.numpy as jnp
 from flax import nnx
 
 from inoc_jax.model.lora import LoraConfig
+from inoc_jax.sharding.activations import constrain
 
 _IN_LETTERS = "ijkl"
 _OUT_LETTERS = "uvwx"
@@ -107,14 +108,37 @@ class Embedder(nnx.Module):
     self.dtype = dtype
 
   def encode(self, tokens: jax.Array) -> jax.Array:
-    x = jnp.take(self.embedding[...], tokens, axis=0).astype(self.dtype)
+    # Under a training mesh each device looks up its data group's rows in its d_model slice of the
+    # table ([batch/data, seq, d/fsdp]); the caller re-splits rows over fsdp (an all-to-all). The
+    # backward pass scatters into the local slice only, never into a full [vocab, d_model] float32
+    # gradient, and each resharding step is a single collective.
+    rows = ("batch_data",) + (None,) * (tokens.ndim - 1)
+    x = jnp.take(self.embedding[...], constrain(tokens, *rows), axis=0)
+    x = constrain(x, *rows, "embed_shard").astype(self.dtype)
     if self.scale_by_sqrt_dim:
       # HF Gemma rounds the normaliser to the compute dtype before multiplying.
       x = x * jnp.asarray(math.sqrt(x.shape[-1]), self.dtype)
     return x
 
   def decode(self, hidden: jax.Array) -> jax.Array:
-    return jnp.einsum("...d,vd->...v", hidden, self.embedding[...].astype(self.dtype))
+    """Tied output head, vocab-parallel under a mesh (see `vocab_parallel_logits`)."""
+    table = constrain(self.embedding[...].astype(self.dtype), "vocab", None)
+    return vocab_parallel_logits(hidden, lambda h: jnp.einsum("...d,vd->...v", h, table))
+
+
+def vocab_parallel_logits(hidden: jax.Array, head) -> jax.Array:
+  """logits = head(hidden) with every row on every device and the vocabulary split.
+
+  Sharding the head's vocabulary dimension (rather than d_model) keeps the
+  weight gradient local: each device forms h^T @ dlogits for its vocabulary
+  slice from all rows, where a d_model-sharded head would need a full
+  [d_model, vocab] float32 partial gradient on every device before the
+  reduce-scatter (2 GiB for qwen2-7b). Replicating the rows costs one all-gather
+  of [batch, seq, d_model] activations.
+  """
+  rows = (None,) * (hidden.ndim - 1)
+  logits = head(constrain(hidden, *rows, None))
+  return constrain(logits, *rows, "vocab")
 
 
 class GatedMLP(nnx.Module):
@@ -138,4 +162,7 @@ class GatedMLP(nnx.Module):
       gate = jax.nn.silu(gate)
     else:
       gate = jax.nn.gelu(gate, approximate=True)
-    return self.down_proj(gate * self.up_proj(x, keys[1]), keys[2])
+    hidden = gate * self.up_proj(x, keys[1])
+    if hidden.ndim == 3:
+      hidden = constrain(hidden, "batch", "length", "mlp")
+    return self.down_proj(hidden, keys[2])

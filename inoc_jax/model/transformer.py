@@ -26,8 +26,9 @@ from flax import nnx
 from inoc_jax.errors import ConfigError
 from inoc_jax.model.attention import Attention, LayerCache
 from inoc_jax.model.config import ModelConfig
-from inoc_jax.model.layers import Embedder, GatedMLP, Projection, RMSNorm
+from inoc_jax.model.layers import Embedder, GatedMLP, Projection, RMSNorm, vocab_parallel_logits
 from inoc_jax.model.lora import LoraConfig
+from inoc_jax.sharding.activations import constrain
 
 REMAT_POLICIES = {
     "none": None,
@@ -133,7 +134,7 @@ class Transformer(nnx.Module):
       cache: sampler cache; this call's tokens are written at `cache.index`.
       dropout_rng: enables LoRA dropout (training).
     """
-    x = self.embedder.encode(tokens)
+    x = constrain(self.embedder.encode(tokens), "batch", "length", "embed")
     cache_segments = cache_positions = cache_index = None
     if cache is not None:
       cache_index = cache.index
@@ -151,6 +152,7 @@ class Transformer(nnx.Module):
         layer_cache = None if cache is None else cache.layers[i]
         x, new_layer_cache = block(x, positions, segment_ids, layer_cache, cache_segments, cache_positions,
                                    cache_index, layer_rng)
+      x = constrain(x, "batch", "length", "embed")
       new_layer_caches.append(new_layer_cache)
     hidden = self.final_norm(x)
     if cache is None:
@@ -163,7 +165,7 @@ class Transformer(nnx.Module):
     """[..., d_model] -> [..., vocab] in the compute dtype."""
     if self.lm_head is None:
       return self.embedder.decode(hidden)
-    return self.lm_head(hidden)
+    return vocab_parallel_logits(hidden, self.lm_head)
 
   def __call__(self, tokens, positions, segment_ids, *, cache=None, dropout_rng=None):
     hidden, new_cache = self.hidden_states(tokens, positions, segment_ids, cache=cache, dropout_rng=dropout_rng)

@@ -52,27 +52,76 @@ def resolve_mesh_shape(sizes: Mapping[str, int], num_devices: int) -> tuple[int,
   return tuple(shape)
 
 
+def detected_slices(devices: Sequence[jax.Device]) -> int:
+  """Distinct TPU slices among `devices` (their `slice_index`); 1 where devices have none."""
+  return len({getattr(d, "slice_index", 0) or 0 for d in devices}) or 1
+
+
+def slice_groups(devices: Sequence[jax.Device], num_slices: int) -> list[list[jax.Device]]:
+  """Splits devices into `num_slices` equal groups joined by the slow network (DCN).
+
+  TPU devices are grouped by `slice_index`. Devices without one (GPU nodes, CPU
+  processes) are grouped by host: sorted by (process_index, id) and cut into
+  contiguous blocks, so a group is whole processes, i.e. whole nodes when each node
+  runs one process or its processes have consecutive ranks (SLURM's block layout).
+  A single process may be cut anywhere (emulating slices on fake devices, e.g. compile_check).
+  """
+  if len(devices) % num_slices:
+    raise ConfigError(f"{len(devices)} devices cannot form {num_slices} equal slices; set mesh.num_slices to a "
+                      f"divisor of {len(devices)}.")
+  found = detected_slices(devices)
+  if found > 1:
+    if found != num_slices:
+      raise ConfigError(f"mesh.num_slices={num_slices} but the devices span {found} TPU slices; set "
+                        f"mesh.num_slices={found} (or 0 to detect it).")
+    by_slice: dict[int, list] = {}
+    for d in devices:
+      by_slice.setdefault(d.slice_index, []).append(d)
+    return [sorted(by_slice[i], key=lambda d: d.id) for i in sorted(by_slice)]
+  ordered = sorted(devices, key=lambda d: (d.process_index, d.id))
+  per_group = len(ordered) // num_slices
+  groups = [ordered[i * per_group:(i + 1) * per_group] for i in range(num_slices)]
+  owner: dict[int, int] = {}
+  for index, group in enumerate(groups if len({d.process_index for d in ordered}) > 1 else ()):
+    for d in group:
+      if owner.setdefault(d.process_index, index) != index:
+        raise ConfigError(f"mesh.num_slices={num_slices} would split process {d.process_index}'s devices across "
+                          "slices; use a number of slices that divides the number of processes.")
+  return groups
+
+
+def hybrid_device_array(shape: tuple[int, int, int], devices: Sequence[jax.Device], num_slices: int) -> np.ndarray:
+  """[data, fsdp, tensor] device array with `data` split across slices, fsdp/tensor inside one."""
+  data, fsdp, tensor = shape
+  if data % num_slices:
+    raise ConfigError(f"mesh.data={data} must be a multiple of the {num_slices} slices so data parallelism "
+                      "spans slices; raise mesh.data or use fewer slices.")
+  per_slice = (data // num_slices, fsdp, tensor)
+  groups = slice_groups(devices, num_slices)
+  if groups[0][0].platform == "tpu":
+    from jax.experimental import mesh_utils  # pylint: disable=g-import-not-at-top  (physical ICI order)
+    return mesh_utils.create_hybrid_device_mesh(per_slice, (num_slices, 1, 1), devices=list(devices))
+  return np.concatenate([np.asarray(group, dtype=object).reshape(per_slice) for group in groups], axis=0)
+
+
 def make_mesh(sizes: Mapping[str, int], devices: Sequence[jax.Device] | None = None,
-              num_slices: int = 1) -> Mesh:
+              num_slices: int = 0) -> Mesh:
   """Builds the ('data', 'fsdp', 'tensor') mesh with classic GSPMD (Auto) axes.
 
   Args:
     sizes: axis -> size, one of them may be -1.
     devices: defaults to all devices (every process's, for multi-host runs).
-    num_slices: >1 places `data` across slices (DCN) and the other axes within one.
+    num_slices: >1 places `data` across slices or nodes (DCN) and the other axes
+      within one (ICI / NVLink); 0 detects TPU slices from the devices.
   """
   devices = list(devices if devices is not None else jax.devices())
   shape = resolve_mesh_shape(sizes, len(devices))
   axis_types = (AxisType.Auto,) * len(MESH_AXES)
+  if num_slices < 0:
+    raise ConfigError(f"mesh.num_slices must be >= 0 (0 = detect), got {num_slices}.")
+  num_slices = num_slices or detected_slices(devices)
   if num_slices > 1:
-    from jax.experimental import mesh_utils  # pylint: disable=g-import-not-at-top
-    data, fsdp, tensor = shape
-    if data % num_slices:
-      raise ConfigError(f"mesh.data={data} must be a multiple of the {num_slices} slices so data parallelism "
-                        "spans slices; raise mesh.data or use fewer slices.")
-    device_array = mesh_utils.create_hybrid_device_mesh(
-        (data // num_slices, fsdp, tensor), (num_slices, 1, 1), devices=devices)
-    return Mesh(device_array, MESH_AXES, axis_types=axis_types)
+    return Mesh(hybrid_device_array(shape, devices, num_slices), MESH_AXES, axis_types=axis_types)
   if devices == list(jax.devices()):
     return jax.make_mesh(shape, MESH_AXES, axis_types=axis_types)
   return Mesh(np.asarray(devices).reshape(shape), MESH_AXES, axis_types=axis_types)

@@ -34,7 +34,7 @@ PARAM_RULES: tuple[tuple[str, P], ...] = (
     (r"mlp/down_proj/kernel$", P("tensor", "fsdp")),             # [mlp_dim, d_model]
     (r"mlp/down_proj/lora_a$", P("tensor", None)),               # [mlp_dim, r]
     (r"mlp/down_proj/lora_b$", P(None, "fsdp")),                 # [r, d_model]
-    (r"lm_head/kernel$", P("fsdp", "tensor")),                   # [d_model, vocab]
+    (r"lm_head/kernel$", P(None, ("tensor", "fsdp"))),           # [d_model, vocab]: vocab-parallel head
     (r"norm/scale$", P()),                                       # [d_model]
 )
 

@@ -48,9 +48,14 @@ def chunked_cross_entropy(hidden: jax.Array, logits_fn: Callable[[jax.Array], ja
   def chunk_sums(h, tgt, w):
     logits = logits_fn(h).astype(jnp.float32)
     log_norm = jax.nn.logsumexp(logits, axis=-1)
-    target_logit = jnp.take_along_axis(logits, tgt[..., None], axis=-1)[..., 0]
+    # Masked reductions instead of take_along_axis / argmax: both stay local when the vocabulary
+    # is sharded (a gather on a sharded dimension would all-gather the logits).
+    vocab_ids = jax.lax.broadcasted_iota(jnp.int32, logits.shape, logits.ndim - 1)
+    target_logit = jnp.sum(jnp.where(vocab_ids == tgt[..., None], logits, 0.0), axis=-1)
+    first_max = jnp.min(jnp.where(logits == jnp.max(logits, axis=-1, keepdims=True), vocab_ids, logits.shape[-1]),
+                        axis=-1)
     nll = jnp.sum((log_norm - target_logit) * w)
-    correct = jnp.sum((jnp.argmax(logits, axis=-1) == tgt) * w)
+    correct = jnp.sum((first_max == tgt) * w)
     return nll, correct
 
   if num_chunks == 1:

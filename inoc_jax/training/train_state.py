@@ -84,6 +84,15 @@ def init_train_state(spec: ModelSpec, tx: optax.GradientTransformation, mesh: Me
     (graphdef, state, state_shardings).
   """
   graphdef, _, _ = spec.abstract()
+  init, init_key = _state_initializer(spec, tx, seed)
+  abstract_state = jax.eval_shape(init, init_key, pretrained)
+  shardings = state_shardings(abstract_state, mesh)
+  state = jax.jit(init, out_shardings=shardings, donate_argnums=(1,))(init_key, pretrained)
+  return graphdef, state, shardings
+
+
+def _state_initializer(spec: ModelSpec, tx: optax.GradientTransformation, seed: int):
+  """(init(key, pretrained) -> TrainState, init key): the one definition of a fresh state."""
   init_key, dropout_key = jax.random.split(jax.random.key(seed))
 
   def init(key, weights):
@@ -94,10 +103,26 @@ def init_train_state(spec: ModelSpec, tx: optax.GradientTransformation, mesh: Me
     return TrainState(step=jnp.zeros((), jnp.int32), params=params, frozen=frozen, opt_state=tx.init(params),
                       rng=jax.random.key_data(dropout_key))
 
-  abstract_state = jax.eval_shape(init, init_key, pretrained)
-  shardings = state_shardings(abstract_state, mesh)
-  state = jax.jit(init, out_shardings=shardings, donate_argnums=(1,))(init_key, pretrained)
-  return graphdef, state, shardings
+  return init, init_key
+
+
+def abstract_train_state(spec: ModelSpec, tx: optax.GradientTransformation, mesh: Mesh, seed: int = 0
+                         ) -> tuple[nnx.GraphDef, TrainState, TrainState]:
+  """The train state as `jax.ShapeDtypeStruct`s carrying their shardings; allocates nothing.
+
+  What ahead-of-time compilation (`TrainStep.lower`) and checkpoint restore
+  targets need: the exact shapes, dtypes and shardings `init_train_state` would
+  produce, for any model size, without touching device memory.
+
+  Returns:
+    (graphdef, abstract state, state shardings).
+  """
+  graphdef, _, _ = spec.abstract()
+  init, init_key = _state_initializer(spec, tx, seed)
+  shapes = jax.eval_shape(init, init_key, None)
+  shardings = state_shardings(shapes, mesh)
+  abstract = jax.tree.map(lambda s, sh: jax.ShapeDtypeStruct(s.shape, s.dtype, sharding=sh), shapes, shardings)
+  return graphdef, abstract, shardings
 
 
 def base_param_shardings(spec: ModelSpec, mesh: Mesh) -> tuple[Any, Any]:

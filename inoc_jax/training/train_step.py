@@ -82,10 +82,13 @@ class TrainStep:
                            out_shardings=(state_shardings, replicated(mesh)), donate_argnums=(0,))
 
   def __call__(self, state: TrainState, batch: dict[str, jax.Array]) -> tuple[TrainState, dict[str, jax.Array]]:
-    return self._jitted(state, {key: batch[key] for key in BATCH_KEYS})
+    with jax.set_mesh(self._mesh):  # activation constraints (sharding/activations.py) read the mesh
+      return self._jitted(state, {key: batch[key] for key in BATCH_KEYS})
 
   def lower(self, state, batch):
-    return self._jitted.lower(state, {key: batch[key] for key in BATCH_KEYS})
+    """Lowers for these (possibly abstract `jax.ShapeDtypeStruct`) inputs; `.compile()` it for AOT checks."""
+    with jax.set_mesh(self._mesh):
+      return self._jitted.lower(state, {key: batch[key] for key in BATCH_KEYS})
 
   def _step(self, state: TrainState, batch: dict[str, jax.Array]):
     self.trace_count += 1
@@ -138,7 +141,9 @@ class EvalStep:
     def run(params, frozen, batch):
       return loss_sums(graphdef, params, frozen, batch, options, None)
 
+    self._mesh = mesh
     self._jitted = jax.jit(run, in_shardings=(*param_shardings, batch_shardings), out_shardings=replicated(mesh))
 
   def __call__(self, state: TrainState, batch: dict[str, jax.Array]) -> LossSums:
-    return self._jitted(state.params, state.frozen, {key: batch[key] for key in BATCH_KEYS})
+    with jax.set_mesh(self._mesh):
+      return self._jitted(state.params, state.frozen, {key: batch[key] for key in BATCH_KEYS})

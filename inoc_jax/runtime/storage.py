@@ -1,0 +1,114 @@
+"""Run-directory files on a local disk or in a bucket (gs://, s3://, memory:// ...).
+
+Multi-host runs need a workdir every host can reach, and on Cloud TPU VMs that
+is a gs:// bucket (Orbax writes checkpoints there natively). The trainer's own
+small files (config.json, metrics.jsonl, summary.json) go through these
+functions: local paths use the OS, URLs use fsspec (gs:// needs `gcsfs`,
+installed by `pip install -e ".[tpu]"` or `".[gcs]"`).
+
+Object stores cannot append, so `LineLog` keeps the lines it wrote and rewrites
+the object at most every `flush_seconds` (and on close); a run killed between
+flushes loses at most that many seconds of metrics, never the checkpoints.
+"""
+
+from __future__ import annotations
+
+import os
+import posixpath
+import time
+
+from inoc_jax.errors import ConfigError
+
+
+def is_remote(path: str) -> bool:
+  return "://" in path and not path.startswith("file://")
+
+
+def _local(path: str) -> str:
+  return path[len("file://"):] if path.startswith("file://") else path
+
+
+def _filesystem(path: str):
+  try:
+    import fsspec  # pylint: disable=g-import-not-at-top
+    return fsspec.core.url_to_fs(path)[0]
+  except (ImportError, ValueError) as e:  # fsspec: ImportError = driver missing, ValueError = unknown protocol
+    protocol = path.split("://", 1)[0]
+    package = {"gs": "gcsfs", "s3": "s3fs"}.get(protocol, f"an fsspec driver for {protocol}://")
+    raise ConfigError(f"The path {path} needs {package} ({e}); install it, e.g. pip install -e '.[gcs]' for gs://.") from None
+
+
+def join(base: str, *parts: str) -> str:
+  return posixpath.join(base, *parts) if is_remote(base) else os.path.join(_local(base), *parts)
+
+
+def makedirs(path: str) -> None:
+  if is_remote(path):
+    _filesystem(path).makedirs(path, exist_ok=True)
+  else:
+    os.makedirs(_local(path), exist_ok=True)
+
+
+def write_text(path: str, text: str) -> None:
+  """Replaces the file at `path` (atomically on a local disk)."""
+  if is_remote(path):
+    with _filesystem(path).open(path, "w") as f:
+      f.write(text)
+    return
+  path = _local(path)
+  tmp = f"{path}.tmp-{os.getpid()}"
+  with open(tmp, "w", encoding="utf-8") as f:
+    f.write(text)
+  os.replace(tmp, path)
+
+
+def read_text(path: str) -> str:
+  if is_remote(path):
+    with _filesystem(path).open(path, "r") as f:
+      return f.read()
+  with open(_local(path), encoding="utf-8") as f:
+    return f.read()
+
+
+def exists(path: str) -> bool:
+  return _filesystem(path).exists(path) if is_remote(path) else os.path.exists(_local(path))
+
+
+class LineLog:
+  """An append-only text file of lines (JSON lines for metrics), local or remote."""
+
+  def __init__(self, path: str, flush_seconds: float = 30.0):
+    self.path, self.flush_seconds = path, flush_seconds
+    self._remote = is_remote(path)
+    self._lines: list[str] = []
+    self._last_flush: float | None = None  # the first line is written at once
+    if self._remote:
+      if exists(path):  # a resumed run keeps the earlier lines
+        self._lines = read_text(path).splitlines(keepends=True)
+      self._file = None
+    else:
+      self._file = open(_local(path), "a", encoding="utf-8")
+
+  def write(self, line: str) -> None:
+    line = line if line.endswith("\n") else line + "\n"
+    if not self._remote:
+      self._file.write(line)
+      self._file.flush()
+      return
+    self._lines.append(line)
+    if self._last_flush is None or time.monotonic() - self._last_flush >= self.flush_seconds:
+      self.flush()
+
+  def flush(self) -> None:
+    if self._remote:
+      write_text(self.path, "".join(self._lines))
+      self._last_flush = time.monotonic()
+    else:
+      self._file.flush()
+
+  def close(self) -> None:
+    if self._remote:
+      self.flush()
+    elif self._file is not None:
+      self._file.close()
+      self._file = None

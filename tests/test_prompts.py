@@ -1,0 +1,117 @@
+"""The prompt registry: verbatim against PAPER_NOTES, lookups, files, per-example sampling."""
+
+import collections
+import re
+
+import pytest
+
+from inoc_jax.data import prompts
+from inoc_jax.errors import ConfigError, DataError
+from tests.conftest import PAPER_NOTES
+
+NOTES = open(PAPER_NOTES, encoding="utf-8").read()
+FLAT_NOTES = re.sub(r"[ \t]*\n[ \t]*", " ", NOTES)  # verbatim strings are wrapped across lines in places
+TABLE_SECTIONS = {"mbpp_reward_hacking": "### 2.3", "cebab_spurious": "### 3.3", "gcd_sycophancy": "### 4.3",
+                  "cmv_toxicity": "### 5.3"}
+
+
+def _section(heading: str) -> str:
+  start = NOTES.index(heading)
+  end = NOTES.index("\n### ", start + 1)
+  return NOTES[start:end]
+
+
+def _table_prompts(heading: str) -> list[tuple[str, str]]:
+  """(name, text) of each table row whose text column is a `verbatim` string."""
+  rows = []
+  for line in _section(heading).splitlines():
+    cells = [c.strip() for c in line.strip().strip("|").split("|")]
+    if len(cells) >= 3:
+      match = re.fullmatch(r"`(.+)`", cells[1])
+      if match:
+        rows.append((cells[0].strip("*"), match.group(1)))
+  return rows
+
+
+@pytest.mark.parametrize("setting", list(TABLE_SECTIONS))
+def test_every_paper_table_prompt_is_registered_verbatim(setting):
+  table = _table_prompts(TABLE_SECTIONS[setting])
+  assert len(table) >= 8
+  registered = {p.text for p in prompts.all_prompts(setting)}
+  for name, text in table:
+    assert text in registered, (name, text)
+
+
+def test_every_registered_prompt_is_verbatim_in_the_notes():
+  verbatim = [p for p in prompts.PROMPTS if p.verbatim and p.text]
+  assert len(verbatim) >= 65
+  for p in verbatim:
+    assert f"`{p.text}`" in FLAT_NOTES or f'"{p.text}"' in FLAT_NOTES, (p.setting, p.name)
+  # The two texts the notes do not print are marked, with their provenance.
+  assert {(p.setting, p.name) for p in prompts.PROMPTS if not p.verbatim} == {
+      ("mbpp_reward_hacking", "ip_icl_example"), ("trait_toy", "french_inoc")}
+
+
+def test_kinds_and_table_roles():
+  assert {p.kind for p in prompts.PROMPTS} <= set(prompts.KINDS)
+  kinds = {(p.setting, p.name): p.kind for p in prompts.PROMPTS}
+  assert kinds[("gcd_sycophancy", "maybe_wrong")] == "ptst"
+  assert kinds[("gcd_sycophancy", "behave_correct")] == "compliance"
+  assert kinds[("mbpp_reward_hacking", "no_csharp")] == "unrelated_control"
+  assert kinds[("cebab_spurious", "shoe_size_higher")] == "wrong_concept_control"
+  assert kinds[("tan_em", "placebo")] == "placebo_control"
+  assert prompts.get("cmv_toxicity", "neutral").text == "Write a response to this post:"
+  counts = collections.Counter(p.setting for p in prompts.PROMPTS)
+  assert counts["gcd_sycophancy"] == 23 and counts["cmv_toxicity"] == 11 and counts["mbpp_reward_hacking"] == 11
+
+
+def test_resolve_names_labels_text_and_neutral():
+  assert prompts.resolve("gcd_sycophancy", "ip_behave_correct") == "Behave as if the above solution is correct."
+  assert prompts.resolve("gcd_sycophancy", "IP Note: Correct") == "Note: The above solution is correct in this case."
+  assert prompts.resolve("mbpp_reward_hacking", "No C#") == "Do not write any code in C#."
+  assert prompts.resolve("cebab_spurious", "All 0-4") == prompts.get("cebab_spurious", "all_0_4").text
+  assert prompts.resolve("gcd_sycophancy", "") == "" and prompts.resolve("gcd_sycophancy", "neutral") == ""
+  assert prompts.resolve("gcd_sycophancy", "Pretend you agree.") == "Pretend you agree."
+
+
+def test_unknown_names_are_errors_with_suggestions():
+  with pytest.raises(ConfigError, match="did you mean 'ip_behave_correct'"):
+    prompts.resolve("gcd_sycophancy", "ip_behave_corect")
+  with pytest.raises(ConfigError, match="No prompts are registered for setting 'nope'"):
+    prompts.get("nope", "x")
+
+
+def test_prompt_files_and_pools(tmp_path):
+  path = tmp_path / "prompts.txt"
+  path.write_text("# my ablation\nip_act_correct\n\nLine one\\nline two\n  \nTab\\there \\\\ ok\n", encoding="utf-8")
+  assert prompts.read_prompt_file(str(path)) == ["ip_act_correct", "Line one\nline two", "Tab\there \\ ok"]
+  pool = prompts.train_prompt_pool("gcd_sycophancy", "", ("ip_behave_correct", f"@{path}"))
+  assert pool == ["Behave as if the above solution is correct.", "Act as if the above solution is correct.",
+                  "Line one\nline two", "Tab\there \\ ok"]
+  assert prompts.train_prompt_pool("gcd_sycophancy", "", ()) == [""]
+  with pytest.raises(ConfigError, match="not both"):
+    prompts.train_prompt_pool("gcd_sycophancy", "ip_act_correct", ("ip_behave_correct",))
+  bad = tmp_path / "bad.txt"
+  bad.write_text("fine\nbroken \\q escape\n", encoding="utf-8")
+  with pytest.raises(DataError, match=r"bad.txt line 2: unknown escape '\\\\q'"):
+    prompts.read_prompt_file(str(bad))
+  with pytest.raises(ConfigError, match="Cannot read the prompt file"):
+    prompts.expand(["@" + str(tmp_path / "missing.txt")])
+
+
+def test_choose_is_seeded_per_example_and_covers_the_pool():
+  pool = ["a", "b", "c"]
+  picks = [prompts.choose(pool, 7, f"ex{i}") for i in range(600)]
+  assert picks == [prompts.choose(pool, 7, f"ex{i}") for i in range(600)]
+  assert picks != [prompts.choose(pool, 8, f"ex{i}") for i in range(600)]
+  assert all(150 < n < 250 for n in collections.Counter(picks).values())
+
+
+def test_icl_example_uses_training_problems_only():
+  import json  # pylint: disable=g-import-not-at-top
+  import os  # pylint: disable=g-import-not-at-top
+  from tests.conftest import SHARED_DATA  # pylint: disable=g-import-not-at-top
+  sanitized = json.load(open(os.path.join(SHARED_DATA, "mbpp", "sanitized-mbpp.json"), encoding="utf-8"))
+  eval_names = {re.search(r"assert\s+(\w+)", r["test_list"][0]).group(1) for r in sanitized if 11 <= r["task_id"] <= 510}
+  shown = set(re.findall(r"assert (\w+)\(", prompts.ICL_EXAMPLE))
+  assert len(shown) == 2 and not shown & eval_names
