@@ -86,4 +86,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-  app.run(cli.friendly(main), flags_parser=cli.parse_flags)
+  app.run(cli.friendly(main, distributed=False), flags_parser=cli.parse_flags)
