@@ -19,6 +19,7 @@ def base_config() -> ml_collections.ConfigDict:
   c.model = ml_collections.ConfigDict()
   c.model.preset = "tiny"        # architecture preset (inoc_jax.model.config.PRESETS)
   c.model.checkpoint = ""        # '' = random init; else a local HF folder, GGUF file, hub id or known name
+                                 # (then the architecture comes from the checkpoint and model.preset is ignored)
   c.model.dtype = "float32"      # compute dtype: float32 | bfloat16 (params stay float32)
   c.model.remat = "none"         # none | full | dots | dots_no_batch (rematerialise each block)
 
@@ -113,4 +114,15 @@ def base_config() -> ml_collections.ConfigDict:
   c.train.heldout_every = 0      # held-out loss every N steps (0 = only at the end)
   c.train.log_shardings = False  # print every parameter's shape and sharding at start-up
   c.train.tensorboard = True
+
+  c.checkpoint = ml_collections.ConfigDict()
+  c.checkpoint.enabled = True    # save to <workdir>/checkpoints and resume from the newest good one there
+  c.checkpoint.save_every = 100  # optimizer steps between saves (0 = only at the end); SIGTERM/SIGINT also save
+  c.checkpoint.keep = 3          # newest checkpoints kept
+  c.checkpoint.async_save = True # write in the background while training continues
+  c.checkpoint.save_frozen = False  # LoRA: also store the frozen base (else rebuilt from model.checkpoint/seed)
+  c.checkpoint.dir = ""          # '' = <workdir>/checkpoints; a gs:// path works too
+
+  from inoc_jax.evaluation.eval_config import add_eval_defaults  # pylint: disable=g-import-not-at-top
+  add_eval_defaults(c)           # c.eval.*: prompts, decoding, batch size, judges (see eval_config.py)
   return c

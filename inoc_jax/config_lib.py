@@ -89,7 +89,12 @@ def validate(config: ml_collections.ConfigDict, num_devices: int) -> None:
   _check(problems, config.optim.warmup_steps >= 0, f"optim.warmup_steps must be >= 0, got {config.optim.warmup_steps}")
   _check(problems, config.loss.chunk_size >= 0, f"loss.chunk_size must be >= 0, got {config.loss.chunk_size}")
   _check(problems, config.train.log_every > 0, f"train.log_every must be positive, got {config.train.log_every}")
+  _check(problems, config.checkpoint.save_every >= 0,
+         f"checkpoint.save_every must be >= 0 (0 = only at the end), got {config.checkpoint.save_every}")
+  _check(problems, config.checkpoint.keep >= 1, f"checkpoint.keep must be at least 1, got {config.checkpoint.keep}")
   from inoc_jax.data.settings import config_problems  # pylint: disable=g-import-not-at-top
   problems.extend(config_problems(config))
+  from inoc_jax.evaluation import eval_config  # pylint: disable=g-import-not-at-top
+  problems += eval_config.problems(config)
   if problems:
     raise ConfigError("Invalid config: " + "; ".join(problems) + ".")

@@ -25,3 +25,7 @@ class CheckpointError(InocJaxError):
 
 class SandboxError(InocJaxError):
   """The code sandbox could not start a program (infrastructure, not the program)."""
+
+
+class JudgeError(InocJaxError):
+  """A judge (moderation API, LLM grader) could not score the responses."""

@@ -1,12 +1,14 @@
 """Train one run: `python -m inoc_jax.train --config=configs/sycophancy.py[:preset] [--workdir=DIR]`.
 
-Every config field can be overridden, e.g. `--config.optim.lr=1e-4`.
+Every config field can be overridden, e.g. `--config.optim.lr=1e-4`. Running the
+same command with the same `--workdir` resumes from its newest checkpoint.
 """
 
 from __future__ import annotations
 
 import datetime
 import os
+import sys
 
 from absl import app, flags
 from ml_collections import config_flags
@@ -28,8 +30,13 @@ def default_workdir(config_arg: str) -> str:
 def main(argv):
   del argv
   from inoc_jax import trainer  # pylint: disable=g-import-not-at-top
+  from inoc_jax.checkpoint.preemption import TrainingInterrupted  # pylint: disable=g-import-not-at-top
   workdir = _WORKDIR.value or default_workdir(cli.config_argument())
-  summary = trainer.train_and_evaluate(_CONFIG.value, workdir)
+  try:
+    summary = trainer.train_and_evaluate(_CONFIG.value, workdir)
+  except TrainingInterrupted as e:
+    print(str(e), file=sys.stderr, flush=True)
+    sys.exit(e.exit_code)  # 143 after SIGTERM, 130 after SIGINT: "stopped by a signal", checkpoint saved
   print(summary.line())
 
 

@@ -21,6 +21,9 @@ from flax import nnx
 from tqdm import tqdm
 
 from inoc_jax import cli, config_lib
+from inoc_jax.checkpoint.preemption import StopSignals
+from inoc_jax.checkpoint.resume import start_state
+from inoc_jax.checkpoint.run import RunCheckpoints
 from inoc_jax.data import pipeline
 from inoc_jax.data.encoders import make_encoder
 from inoc_jax.data.settings import load_setting
@@ -28,14 +31,16 @@ from inoc_jax.errors import ConfigError, DataError
 from inoc_jax.metrics_writer import MetricsWriter
 from inoc_jax.model import config as model_config
 from inoc_jax.model.lora import LoraConfig, parse_targets
+from inoc_jax.model.merge import merge_lora_sharded
 from inoc_jax.model.transformer import Transformer
 from inoc_jax.runtime import storage
 from inoc_jax.sharding import rules
 from inoc_jax.sharding.mesh import batch_sharding, make_mesh
 from inoc_jax.training.masking import supervised_token_counts
 from inoc_jax.training.optimizer import make_optimizer
-from inoc_jax.training.train_state import ModelSpec, init_train_state, param_count
+from inoc_jax.training.train_state import ModelSpec, base_param_shardings, param_count
 from inoc_jax.training.train_step import BATCH_KEYS, EvalStep, StepOptions, TrainStep
+from inoc_jax.weights.pretrained import open_pretrained
 
 log = logging.getLogger("inoc_jax")
 
@@ -57,6 +62,22 @@ def model_spec(config: ml_collections.ConfigDict, arch: model_config.ModelConfig
     return Transformer(arch, lora=lora, dtype=dtype, param_dtype=jnp.float32, remat=config.model.remat, rngs=rngs)
 
   return ModelSpec(build=build, trainable=nnx.LoRAParam if lora else nnx.Param)
+
+
+def sampling_model(config: ml_collections.ConfigDict, arch: model_config.ModelConfig, graphdef: nnx.GraphDef,
+                   state: Any, mesh) -> tuple[nnx.GraphDef, tuple]:
+  """(graphdef, states) for the sampler: LoRA folded into the base kernels, each leaf on its sharding.
+
+  Decoding a merged model skips the two extra adapter matmuls per projection
+  at every generated token; without LoRA the train state is used as is.
+  """
+  if not config.lora.enabled:
+    return graphdef, (state.params, state.frozen)
+  plain = ModelSpec(build=lambda rngs: Transformer(arch, dtype=DTYPES[config.model.dtype], rngs=rngs),
+                    trainable=nnx.Param)
+  _, shardings = base_param_shardings(plain, mesh)
+  plain_graphdef = nnx.graphdef(nnx.eval_shape(lambda: plain.build(nnx.Rngs(0))))
+  return plain_graphdef, (merge_lora_sharded(graphdef, (state.params, state.frozen), shardings),)
 
 
 def step_options(config: ml_collections.ConfigDict) -> StepOptions:
@@ -85,6 +106,7 @@ class RunSummary:
   tokens_per_second: float
   wall_seconds: float
   workdir: str
+  eval_metrics: dict | None = None  # {eval prompt: metrics} when eval.at_end
 
   def line(self) -> str:
     heldout = "n/a" if self.heldout_loss is None else f"{self.heldout_loss:.4f}"
@@ -96,7 +118,10 @@ class RunSummary:
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> RunSummary:
   start_time = time.time()
   config_lib.validate(config, jax.device_count())
-  arch = model_config.get_preset(config.model.preset)
+  pretrained = open_pretrained(config.model.checkpoint) if config.model.checkpoint else None
+  arch = pretrained.model_config if pretrained else model_config.get_preset(config.model.preset)
+  if pretrained:
+    log.info("model: architecture from %s (model.preset %r ignored)", pretrained.source.path, config.model.preset)
   lora_config(config)  # validates the LoRA block before anything compiles
   mesh = make_mesh({k: config.mesh[k] for k in ("data", "fsdp", "tensor")}, num_slices=config.mesh.num_slices)
   storage.makedirs(workdir)
@@ -105,8 +130,10 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> RunSu
 
   encoder = make_encoder(config)
   if encoder.tokenizer.vocab_size > arch.vocab_size:
-    raise ConfigError(f"The tokenizer has {encoder.tokenizer.vocab_size} tokens but model.preset "
-                      f"{config.model.preset!r} has only {arch.vocab_size} embeddings; pick a matching preset.")
+    model_name = (f"model.checkpoint {config.model.checkpoint!r}" if pretrained
+                  else f"model.preset {config.model.preset!r}")
+    raise ConfigError(f"The tokenizer has {encoder.tokenizer.vocab_size} tokens but {model_name} has only "
+                      f"{arch.vocab_size} embeddings; pick a matching tokenizer or model.")
   data = load_setting(config)
   truncation = config.data.get("truncation", "drop")
   train_examples, drops = pipeline.tokenize_examples(data.train, encoder, config.data.seq_len, config.loss.train_on,
@@ -127,7 +154,13 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> RunSu
 
   spec = model_spec(config, arch)
   tx, schedule = make_optimizer(config.optim, num_steps)
-  graphdef, state, shardings = init_train_state(spec, tx, mesh, config.seed)
+  checkpoints = RunCheckpoints(config, workdir, arch, lora_config(config))
+  start = start_state(spec, tx, mesh, config.seed, checkpoints.checkpointer,
+                      load_base=(lambda: pretrained.load(spec, mesh)) if pretrained else None,
+                      base_name=config.model.checkpoint or "the seed")
+  graphdef, state, shardings = start.graphdef, start.state, start.shardings
+  if start.data_iterator:
+    iterator.set_state(start.data_iterator)
   log.info("model: %s; trainable %s of %s parameters", model_config.describe(arch),
            f"{param_count(state.params):,}", f"{param_count(state.params) + param_count(state.frozen):,}")
   if config.train.log_shardings:
@@ -139,6 +172,20 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> RunSu
   eval_step = EvalStep(graphdef, options, mesh, shardings)
   sharding = batch_sharding(mesh)
   writer = MetricsWriter(workdir, tensorboard=config.train.tensorboard)
+
+  def evaluate(step: int) -> dict:
+    """Samples and scores the setting's eval suite (inoc_jax.evaluation.harness) and logs the numbers."""
+    from inoc_jax.evaluation.harness import evaluate_params  # pylint: disable=g-import-not-at-top
+    from inoc_jax.evaluation.scorers.base import flatten  # pylint: disable=g-import-not-at-top
+    out_dir = storage.join(workdir, "eval", f"step_{step}" if step < num_steps else "final")
+    sample_graphdef, sample_states = sampling_model(config, arch, graphdef, state, mesh)
+    metrics = evaluate_params(config, sample_graphdef, *sample_states, workdir=out_dir, mesh=mesh,
+                              encoder=encoder, checkpoint_id=workdir, step=step)
+    for label, values in metrics.items():
+      numbers = {k: v for k, v in flatten(values).items()
+                 if isinstance(v, (int, float)) and not isinstance(v, bool) and v is not None}
+      writer.write(step, numbers, prefix=f"eval/{label}")
+    return metrics
 
   def heldout_loss() -> float | None:
     if not heldout_examples:
@@ -152,43 +199,53 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> RunSu
 
   first_loss = final_loss = float("nan")
   tokens_seen, loop_start = 0, None
-  bar = tqdm(total=num_steps, desc="train", unit="step", disable=jax.process_index() != 0, dynamic_ncols=True,
-             mininterval=cli.progress_interval())
-  for step in range(num_steps):
-    local = next(iterator)
-    counts = supervised_token_counts(local["roles"], local["segment_ids"], config.loss.train_on)
-    if counts.sum() == 0:
-      ids = [i for i in local["example_ids"].ravel() if i]
-      raise DataError(f"Batch at step {step} has no supervised token (examples {ids[:8]}); check loss.train_on "
-                      "and the data's assistant turns.")
-    state, metrics = train_step(state, pipeline.to_global_batch(local, sharding, BATCH_KEYS))
-    metrics = jax.device_get(metrics)
-    if loop_start is None:
-      loop_start = time.time()  # exclude compilation from throughput
-    else:
-      tokens_seen += int((local["segment_ids"] != 0).sum()) * jax.process_count()
-    loss = float(metrics["loss"])
-    if not math.isfinite(loss):
-      raise FloatingPointError(f"Loss became {loss} at step {step}; lower optim.lr or enable optim.grad_clip_norm.")
-    first_loss = loss if step == 0 else first_loss
-    final_loss = loss
-    throughput = tokens_seen / max(time.time() - loop_start, 1e-9)
-    bar.set_postfix(loss=f"{loss:.4f}", tok_s=f"{throughput:.0f}")
-    bar.update(1)
-    if step % config.train.log_every == 0 or step == num_steps - 1:
-      writer.write(step + 1, {**metrics, "tokens_per_second": throughput})
-    if config.train.heldout_every and (step + 1) % config.train.heldout_every == 0 and step + 1 < num_steps:
-      writer.write(step + 1, {"loss": heldout_loss()}, prefix="heldout")
-  bar.close()
+  bar = tqdm(total=num_steps, initial=start.step, desc="train", unit="step", disable=jax.process_index() != 0,
+             dynamic_ncols=True, mininterval=cli.progress_interval())
+  stop = StopSignals()
+  try:
+    with stop:
+      for step in range(start.step, num_steps):
+        local = next(iterator)
+        counts = supervised_token_counts(local["roles"], local["segment_ids"], config.loss.train_on)
+        if counts.sum() == 0:
+          ids = [i for i in local["example_ids"].ravel() if i]
+          raise DataError(f"Batch at step {step} has no supervised token (examples {ids[:8]}); check "
+                          "loss.train_on and the data's assistant turns.")
+        state, metrics = train_step(state, pipeline.to_global_batch(local, sharding, BATCH_KEYS))
+        metrics = jax.device_get(metrics)
+        if loop_start is None:
+          loop_start = time.time()  # exclude compilation from throughput
+        else:
+          tokens_seen += int((local["segment_ids"] != 0).sum()) * jax.process_count()
+        loss = float(metrics["loss"])
+        if not math.isfinite(loss):
+          raise FloatingPointError(f"Loss became {loss} at step {step}; lower optim.lr or enable "
+                                   "optim.grad_clip_norm.")
+        first_loss = loss if step == start.step else first_loss
+        final_loss = loss
+        throughput = tokens_seen / max(time.time() - loop_start, 1e-9)
+        bar.set_postfix(loss=f"{loss:.4f}", tok_s=f"{throughput:.0f}")
+        bar.update(1)
+        if step % config.train.log_every == 0 or step == num_steps - 1:
+          writer.write(step + 1, {**metrics, "tokens_per_second": throughput})
+        if config.train.heldout_every and (step + 1) % config.train.heldout_every == 0 and step + 1 < num_steps:
+          writer.write(step + 1, {"loss": heldout_loss()}, prefix="heldout")
+        if config.eval.every_steps and (step + 1) % config.eval.every_steps == 0 and step + 1 < num_steps:
+          evaluate(step + 1)
+        checkpoints.after_step(step + 1, num_steps, state, iterator, stop)
+  finally:
+    bar.close()
+    checkpoints.close()
 
   final_heldout = heldout_loss()
   if final_heldout is not None:
     writer.write(num_steps, {"loss": final_heldout}, prefix="heldout")
-  writer.close()
   elapsed = time.time() - (loop_start or start_time)
+  eval_metrics = evaluate(num_steps) if config.eval.at_end else None
+  writer.close()
   summary = RunSummary(steps=num_steps, final_loss=final_loss, first_loss=first_loss, heldout_loss=final_heldout,
                        tokens_per_second=tokens_seen / max(elapsed, 1e-9), wall_seconds=time.time() - start_time,
-                       workdir=workdir)
+                       workdir=workdir, eval_metrics=eval_metrics)
   if jax.process_index() == 0:
     storage.write_text(storage.join(workdir, "summary.json"), json.dumps(dataclasses.asdict(summary), indent=2))
   return summary

@@ -43,6 +43,12 @@ def test_remote_line_log_rewrites_the_object_and_keeps_earlier_lines():
   assert storage.read_text(path) == "one\ntwo\nthree\n"
 
 
+def test_checkpoints_on_a_scheme_orbax_cannot_write_are_a_config_error():
+  config = config_lib.load_config(f"{REPO}/configs/sycophancy.py", ["train.num_steps=1"])
+  with pytest.raises(ConfigError, match="Orbax needs a local path or a gs:// URL"):
+    trainer.train_and_evaluate(config, _memory_dir())
+
+
 def test_unknown_protocol_is_a_config_error():
   with pytest.raises(ConfigError, match="nosuchfs://"):
     storage.makedirs("nosuchfs://bucket/run")
@@ -52,7 +58,7 @@ def test_training_writes_its_files_to_a_bucket_url():
   workdir = _memory_dir()
   config = config_lib.load_config(f"{REPO}/configs/sycophancy.py", [
       "data.num_train_examples=32", "data.num_heldout_examples=8", "train.num_steps=3", "train.tensorboard=False",
-      "train.log_every=1"])
+      "train.log_every=1", "checkpoint.enabled=False"])  # Orbax writes local paths and gs:// only, not memory://
   trainer.train_and_evaluate(config, workdir)
   fs = fsspec.filesystem("memory")
   names = sorted(p.rsplit("/", 1)[1] for p in fs.ls(workdir.split("://", 1)[1], detail=False))

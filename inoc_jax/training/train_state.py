@@ -20,12 +20,9 @@ import optax
 from flax import nnx
 from jax.sharding import Mesh
 
+from inoc_jax.model.merge import BASE_WEIGHTS  # pylint: disable=unused-import  (re-exported)
 from inoc_jax.model.transformer import Transformer
 from inoc_jax.sharding import rules
-
-
-# Pretrained weights: every nnx.Param except LoRA adapters (LoRAParam subclasses Param).
-BASE_WEIGHTS = nnx.All(nnx.Param, nnx.Not(nnx.LoRAParam))
 
 
 @flax.struct.dataclass
@@ -123,6 +120,17 @@ def abstract_train_state(spec: ModelSpec, tx: optax.GradientTransformation, mesh
   shardings = state_shardings(shapes, mesh)
   abstract = jax.tree.map(lambda s, sh: jax.ShapeDtypeStruct(s.shape, s.dtype, sharding=sh), shapes, shardings)
   return graphdef, abstract, shardings
+
+
+def init_frozen(spec: ModelSpec, mesh: Mesh, seed: int) -> Any:
+  """The frozen leaves `init_train_state(spec, ..., seed)` creates (random init), computed alone.
+
+  Uses the same key derivation as `init_train_state`, so a LoRA run's random-init base is rebuilt
+  bit for bit from its seed when the checkpoint does not store it.
+  """
+  init, key = _state_initializer(spec, optax.identity(), seed)
+  abstract = jax.eval_shape(lambda k: init(k, None).frozen, key)
+  return jax.jit(lambda k: init(k, None).frozen, out_shardings=rules.tree_shardings(abstract, mesh))(key)
 
 
 def base_param_shardings(spec: ModelSpec, mesh: Mesh) -> tuple[Any, Any]:
