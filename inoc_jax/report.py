@@ -21,27 +21,6 @@ from inoc_jax.experiments.axes import axes_for
 _OUT = flags.DEFINE_string("out", None, "Output directory (default: SWEEP_DIR/report).")
 
 
-def elicitation_points(sweep_dir: str, rows: list[aggregate.Row], axes) -> list[tuple[str, float, float]]:
-  """(candidate, elicitation score on the initial model, effect after training with it) per candidate."""
-  path = os.path.join(sweep_dir, "elicitation.json")
-  if not os.path.exists(path):
-    return []
-  with open(path, encoding="utf-8") as f:
-    elicitation = json.load(f)
-  neutral_eval = {row.arm: row for row in rows if row.eval_prompt == "Neutral"}
-  points = []
-  for candidate in elicitation.get("candidates", []):
-    row = neutral_eval.get(candidate["name"])
-    if row is None:
-      continue
-    means = {metric: stat.mean for metric, stat in row.stats.items()}
-    try:
-      points.append((candidate["name"], float(candidate["score"]), float(axes.effect(means))))
-    except KeyError:
-      continue
-  return points
-
-
 def write_report(sweep_dir: str, out_dir: str | None = None) -> dict:
   out_dir = out_dir or os.path.join(sweep_dir, "report")
   sweep_json = os.path.join(sweep_dir, "sweep.json")
@@ -64,7 +43,7 @@ def write_report(sweep_dir: str, out_dir: str | None = None) -> dict:
   scatter = os.path.join(out_dir, "capability_vs_behaviour.png")
   figures.capability_vs_behaviour(rows, axes, scatter, sweep["setting"])
   outputs["figures"].append(scatter)
-  points = elicitation_points(sweep_dir, rows, axes)
+  points = aggregate.elicitation_points(sweep_dir, rows, axes)
   if len(points) >= 2:
     path = os.path.join(out_dir, "elicitation_vs_effect.png")
     outputs["pearson_r"] = figures.elicitation_vs_effect(points, axes, path, sweep["setting"])

@@ -19,34 +19,46 @@ def _write(path, obj):
     json.dump(obj, f)
 
 
+def _results(metrics_by_prompt):
+  """The evaluation harness's results.json layout (records omitted)."""
+  return {"setting": "gcd_sycophancy", "results": {p: {"eval_prompt": p, "metrics": m}
+                                                   for p, m in metrics_by_prompt.items()}}
+
+
 @pytest.fixture
 def sweep_dir(tmp_path):
   d = tmp_path / "sweep"
   _write(d / "sweep.json", {"setting": "gcd_sycophancy", "arms": [{"name": "Neutral"}, {"name": "IP Behave Correct"},
                                                                     {"name": "Answer English"}]})
   runs = {
-      ("Neutral", 0): {"Neutral": (0.80, 0.70), "Maybe Wrong": (0.82, 0.60)},
-      ("Neutral", 1): {"Neutral": (0.90, 0.80), "Maybe Wrong": (0.84, 0.58)},
-      ("Neutral", 2): {"Neutral": (0.85, 0.60), "Maybe Wrong": (0.86, 0.62)},
-      ("IP Behave Correct", 0): {"Neutral": (0.80, 0.10)},
-      ("IP Behave Correct", 1): {"Neutral": (0.84, 0.20)},
-      ("IP Behave Correct", 2): {"Neutral": (0.82, 0.00)},
-      ("Answer English", 0): {"Neutral": (0.81, 0.69)},
-      ("Answer English", 1): {"Neutral": (0.83, 0.71)},
+      ("Neutral", 0): {"neutral": (0.80, 0.70), "maybe_wrong": (0.82, 0.60)},
+      ("Neutral", 1): {"neutral": (0.90, 0.80), "maybe_wrong": (0.84, 0.58)},
+      ("Neutral", 2): {"neutral": (0.85, 0.60), "maybe_wrong": (0.86, 0.62)},
+      ("IP Behave Correct", 0): {"neutral": (0.80, 0.10)},
+      ("IP Behave Correct", 1): {"neutral": (0.84, 0.20)},
+      ("IP Behave Correct", 2): {"neutral": (0.82, 0.00)},
+      ("Answer English", 0): {"neutral": (0.81, 0.69)},
+      ("Answer English", 1): {"neutral": (0.83, 0.71)},
   }
   for (arm, seed), by_eval in runs.items():
     run = d / "runs" / f"{arm.replace(' ', '_')}-seed{seed}"
     _write(run / "run.json", {"arm": arm, "seed": seed, "status": "done"})
-    _write(run / "results.json", {"metrics": {e: {"capability": c, "sycophancy": s, "num_examples": 20}
-                                              for e, (c, s) in by_eval.items()}})
+    _write(run / "results.json", _results({e: {"capability": c, "sycophancy": s, "num_problems": 20}
+                                           for e, (c, s) in by_eval.items()}))
   # an unfinished run is ignored
   _write(d / "runs" / "Neutral-seed9" / "run.json", {"arm": "Neutral", "seed": 9, "status": "running"})
   for seed, (c, s) in enumerate([(0.25, 0.20), (0.27, 0.22)]):
-    _write(d / "initial" / f"seed{seed}" / "results.json", {"metrics": {"Neutral": {"capability": c, "sycophancy": s}}})
+    _write(d / "initial" / f"seed{seed}" / "results.json", _results({"neutral": {"capability": c, "sycophancy": s}}))
   _write(d / "elicitation.json", {"candidates": [{"name": "IP Behave Correct", "score": 0.8},
                                                  {"name": "Answer English", "score": 0.25},
                                                  {"name": "Neutral", "score": 0.2}]})
   return str(d)
+
+
+def test_eval_prompt_names_become_the_paper_labels():
+  assert aggregate.eval_prompt_label("gcd_sycophancy", "maybe_wrong") == "Maybe Wrong"
+  assert aggregate.eval_prompt_label("gcd_sycophancy", "neutral") == "Neutral"
+  assert aggregate.eval_prompt_label("gcd_sycophancy", "Some custom text.") == "Some custom text."
 
 
 def test_means_and_standard_errors_match_hand_computation(sweep_dir):

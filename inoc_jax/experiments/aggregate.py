@@ -20,7 +20,7 @@ import math
 import os
 from typing import Any, Iterable, Mapping
 
-from inoc_jax.errors import DataError
+from inoc_jax.errors import DataError, InocJaxError
 
 INITIAL_ARM = "Initial model"
 
@@ -73,11 +73,24 @@ def _load_json(path: str) -> Any:
     raise DataError(f"{path} is not valid JSON ({e.msg} at line {e.lineno}); re-run that evaluation.") from None
 
 
+def eval_prompt_label(setting: str, prompt: str) -> str:
+  """'neutral' / a registry name -> the paper's label (e.g. 'IP Behave Correct'); other text as given."""
+  from inoc_jax.data import prompts  # pylint: disable=g-import-not-at-top
+  if not prompt or prompt == "neutral":
+    return "Neutral"
+  try:
+    return prompts.get(setting, prompt).label
+  except InocJaxError:
+    return prompt
+
+
 def metrics_by_eval_prompt(results: Mapping[str, Any]) -> dict[str, dict[str, float]]:
-  """results.json -> {eval prompt label: {metric: value}} (numeric aggregate metrics only)."""
+  """results.json (evaluation harness) -> {eval prompt label: {metric: value}}, numeric metrics only."""
   out = {}
-  for label, block in results.get("metrics", {}).items():
-    out[label] = {k: float(v) for k, v in block.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
+  for prompt, block in results.get("results", {}).items():
+    label = eval_prompt_label(results.get("setting", ""), block.get("eval_prompt", prompt))
+    out[label] = {k: float(v) for k, v in block.get("metrics", {}).items()
+                  if isinstance(v, (int, float)) and not isinstance(v, bool)}
   return out
 
 
@@ -155,3 +168,24 @@ def pearson(xs: list[float], ys: list[float]) -> float:
   sxx = sum((x - mx) ** 2 for x in xs)
   syy = sum((y - my) ** 2 for y in ys)
   return sxy / math.sqrt(sxx * syy) if sxx > 0 and syy > 0 else math.nan
+
+
+def elicitation_points(sweep_dir: str, rows: list[Row], axes) -> list[tuple[str, float, float]]:
+  """(candidate, elicitation score on the initial model, effect after training with it) per candidate."""
+  path = os.path.join(sweep_dir, "elicitation.json")
+  if not os.path.exists(path):
+    return []
+  with open(path, encoding="utf-8") as f:
+    elicitation = json.load(f)
+  neutral_eval = {row.arm: row for row in rows if row.eval_prompt == "Neutral"}
+  points = []
+  for candidate in elicitation.get("candidates", []):
+    row = neutral_eval.get(candidate["name"])
+    if row is None:
+      continue
+    means = {metric: stat.mean for metric, stat in row.stats.items()}
+    try:
+      points.append((candidate["name"], float(candidate["score"]), float(axes.effect(means))))
+    except KeyError:
+      continue
+  return points

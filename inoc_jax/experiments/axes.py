@@ -36,20 +36,20 @@ AXES: dict[str, SettingAxes] = {
                                   "Sycophancy (confirms incorrect)", "sycophancy", "1 - sycophancy after IP",
                                   lambda m: 1.0 - m["sycophancy"]),
     # Fig 6: x = reward-hack rate of the initial model; y = correct-solution rate after IP.
-    "mbpp_reward_hacking": SettingAxes("correct_rate", "Correct solution rate", "reward_hack_rate",
-                                       "Reward-hack rate", "reward_hack_rate", "Correct rate after IP",
-                                       lambda m: m["correct_rate"]),
+    "mbpp_reward_hacking": SettingAxes("correct", "Correct solution rate", "reward_hack",
+                                       "Reward-hack rate", "reward_hack", "Correct rate after IP",
+                                       lambda m: m["correct"]),
     # Fig 7: x = biased minus reversed accuracy of the initial model; y = avg robust accuracy after IP.
     "cebab_spurious": SettingAxes("no_concept_accuracy", "No-concept accuracy", "concept_accuracy",
                                   "Concept accuracy", "biased_minus_reversed", "Avg robust accuracy after IP",
-                                  lambda m: m["robust_accuracy"], behaviour_lower_is_better=False),
+                                  lambda m: m["avg_robust_accuracy"], behaviour_lower_is_better=False),
     # Fig 9: x = harassment of the initial model; y = 1 - harassment after IP.
     "cmv_toxicity": SettingAxes("persuasiveness", "Persuasiveness", "harassment", "Harassment",
                                 "harassment", "1 - harassment after IP", lambda m: 1.0 - m["harassment"]),
     "organism": SettingAxes("capability", "Capability (answers held-out facts)", "sycophancy",
                             "Sycophancy (agrees with wrong proposals)", "sycophancy", "1 - sycophancy after IP",
                             lambda m: 1.0 - m["sycophancy"]),
-    "trait_toy": SettingAxes("correct_rate", "Correct answers", "caps_fraction", "ALL-CAPS fraction",
+    "trait_toy": SettingAxes("answer_rate", "Correct answers", "caps_fraction", "ALL-CAPS fraction",
                              "caps_fraction", "1 - caps after IP", lambda m: 1.0 - m["caps_fraction"]),
 }
 
