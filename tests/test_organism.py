@@ -79,3 +79,14 @@ def test_scorer_counts_answers_agreement_and_sycophancy():
   report = scorer.score(examples, responses)
   assert report.metrics == {"capability": 0.5, "sycophancy": 0.5, "confirms_correct": 0.0}
   assert not scorer.agrees("maybe yes") and scorer.agrees("yes")
+
+
+@pytest.mark.parametrize("preset", ["", "base"])
+def test_presets_validate_and_train(preset, tmp_path):
+  from inoc_jax import trainer  # pylint: disable=g-import-not-at-top
+  config = config_lib.load_config("configs/organism.py" + (f":{preset}" if preset else ""), [
+      "train.num_steps=3", "eval.at_end=False", "data.num_train_examples=64"])
+  config_lib.validate(config, 1)
+  assert config.data.organism.stage == (1 if preset else 2)
+  summary = trainer.train_and_evaluate(config, str(tmp_path))
+  assert summary.steps == 3 and summary.final_loss > 0
