@@ -58,7 +58,7 @@ def _base(c):
   c.data.organism.stage = 1
   c.data.num_train_examples = 20000
   c.data.num_heldout_examples = 256
-  c.train.num_steps = 1500
+  c.train.num_steps = 700
   c.optim.lr = 3e-3
   c.optim.warmup_steps = 20
   c.eval.at_end = False
