@@ -1,6 +1,6 @@
 """Compile the train step for a target mesh on fake CPU devices, before paying for accelerators.
 
-  python -m inoc_jax.compile_check --config=configs/sycophancy.py \
+  python -m inoc_jax.compile_check --config=configs/sycophancy.py:tiny \
       --config.model.preset=qwen2-7b --config.model.dtype=bfloat16 --config.model.remat=full \
       --config.data.global_batch_size=16 --mesh=data:1,fsdp:16,tensor:1 --accelerator=v5e
 

@@ -9,7 +9,7 @@
 #SBATCH --output=inoc_jax-%j.out
 #
 # Submit with launch/gpu_submit.sh (which sets nodes, GPUs, time and the log path) or directly:
-#   sbatch --nodes=4 launch/gpu_sbatch_job.sh --config=configs/sycophancy.py:ip --workdir=/shared/runs/ip
+#   sbatch --nodes=4 launch/gpu_sbatch_job.sh --config=configs/sycophancy.py:paper_ip --workdir=/shared/runs/ip
 # Arguments are passed to `python -m ${INOC_MODULE:-inoc_jax.train}` on every node. Each task finds
 # its rank, the job size and the coordinator (first node, port from the job id) in SLURM's
 # variables (inoc_jax.runtime.distributed), so no flag is needed. The workdir must be on a
