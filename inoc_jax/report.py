@@ -18,9 +18,6 @@ from inoc_jax.errors import DataError
 from inoc_jax.experiments import aggregate, figures
 from inoc_jax.experiments.axes import axes_for
 
-_OUT = flags.DEFINE_string("out", None, "Output directory (default: SWEEP_DIR/report).")
-
-
 def write_report(sweep_dir: str, out_dir: str | None = None) -> dict:
   out_dir = out_dir or os.path.join(sweep_dir, "report")
   sweep_json = os.path.join(sweep_dir, "sweep.json")
@@ -57,7 +54,7 @@ def write_report(sweep_dir: str, out_dir: str | None = None) -> dict:
 def main(argv):
   if len(argv) != 2:
     raise app.UsageError("usage: python -m inoc_jax.report SWEEP_DIR [--out=DIR]")
-  outputs = write_report(argv[1], _OUT.value)
+  outputs = write_report(argv[1], flags.FLAGS.out)
   print(outputs["markdown"])
   if "pearson_r" in outputs:
     print(f"elicitation vs effect: Pearson r = {outputs['pearson_r']:.3f}")
@@ -65,4 +62,6 @@ def main(argv):
 
 
 if __name__ == "__main__":
+  # Defined here, not at import: inoc_jax.export also defines --out, and tests import both.
+  flags.DEFINE_string("out", None, "Output directory (default: SWEEP_DIR/report).")
   app.run(cli.friendly(main, distributed=False), flags_parser=cli.parse_flags)
