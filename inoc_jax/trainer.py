@@ -18,6 +18,7 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 from flax import nnx
+from jax.experimental import multihost_utils
 from tqdm import tqdm
 
 from inoc_jax import cli, config_lib
@@ -269,7 +270,12 @@ def initial_evaluation(config: ml_collections.ConfigDict, workdir: str, start_st
   if not config.eval.get("initial", False):
     return None
   path = storage.join(workdir, "eval", "initial", "results.json")
-  if storage.exists(path):
+  found = storage.exists(path)
+  if jax.process_count() > 1:  # process 0 wrote the file: its view decides for every process
+    found = bool(multihost_utils.broadcast_one_to_all(np.int32(found)))
+  if found:
+    if not storage.exists(path):
+      return None  # on process 0's disk only; process 0 reports the numbers
     log.info("eval: reusing the initial model's evaluation in %s", path)
     results = json.loads(storage.read_text(path))["results"]
     return {label: result["metrics"] for label, result in results.items()}
