@@ -209,7 +209,8 @@ def run_arm(plan: Plan, sweep_dir: str, seed: int, arm: Arm, base_dir: str | Non
   if storage.exists(storage.join(run_dir, "summary.json")):
     return {**record, "status": "finished", "skipped": True}
   extra = [f"model.checkpoint={base_dir}"] if base_dir else []
-  config = plan.run_config(seed, arm, extra=[*extra, "eval.at_end=True"])
+  # the sweep evaluates the initial model once (initial/seed<k>), not once per run
+  config = plan.run_config(seed, arm, extra=[*extra, "eval.at_end=True", "eval.initial=False"])
   record["train_prompt"] = config.data.train_prompt
   storage.makedirs(run_dir)
   _write_json(storage.join(run_dir, "run.json"), {**record, "status": "running", "started": time.time()})
