@@ -21,25 +21,30 @@ from typing import Any, Sequence
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 RESULT_PREFIX = "BENCH_RESULT "
 
-# XLA:CPU flags the benchmarks (and users on CPU) should run with; see BUILD_NOTES "Performance".
-# YNNPACK dot fusions run the skinny matmuls of decoding and the f32 training matmuls faster than
-# the default Eigen path on this machine's CPU.
-CPU_XLA_FLAGS = ("--xla_cpu_experimental_ynn_fusion_type=dot",)
+# XLA:CPU flags per workload; see BUILD_NOTES "Performance" for the measurements. YNNPACK dot fusions
+# run the skinny [batch, d] x [d, n] matmuls of decoding faster than XLA's default (Eigen) path on
+# this machine's CPU, but the [2048, d] x [d, n] matmuls of training slower, so training keeps the
+# default. XLA_FLAGS are per process, so a process that trains and samples gets one choice.
+CPU_XLA_FLAGS = {
+    "decode": ("--xla_cpu_experimental_ynn_fusion_type=dot",),
+    "train": (),
+}
 
 
-def use_cpu_flags(env: dict | None = None) -> dict:
-  """Adds CPU_XLA_FLAGS to XLA_FLAGS of `env` (default os.environ, in place) unless disabled.
+def use_cpu_flags(workload: str, env: dict | None = None) -> dict:
+  """Adds CPU_XLA_FLAGS[workload] to XLA_FLAGS of `env` (default os.environ, in place).
 
-  Must run before jax is imported in that process. INOC_JAX_BENCH_XLA_DEFAULTS=1 keeps XLA's defaults
-  (for before/after measurements).
+  Must run before jax is imported in that process. Flags already in XLA_FLAGS win, and
+  INOC_JAX_BENCH_XLA_DEFAULTS=1 adds nothing (for before/after measurements).
   """
   env = os.environ if env is None else env
   if env.get("INOC_JAX_BENCH_XLA_DEFAULTS") == "1":
     return env
   flags = env.get("XLA_FLAGS", "").split()
   names = {f.split("=")[0] for f in flags}
-  flags += [f for f in CPU_XLA_FLAGS if f.split("=")[0] not in names]
-  env["XLA_FLAGS"] = " ".join(flags)
+  flags += [f for f in CPU_XLA_FLAGS[workload] if f.split("=")[0] not in names]
+  if flags:
+    env["XLA_FLAGS"] = " ".join(flags)
   return env
 
 

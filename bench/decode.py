@@ -46,7 +46,7 @@ def load_ours(args):
 
 
 def run_ours(args) -> dict:
-  common.use_cpu_flags()
+  common.use_cpu_flags("decode")
   import jax  # pylint: disable=g-import-not-at-top
   from flax import nnx  # pylint: disable=g-import-not-at-top
   from inoc_jax.sampling import Sampler, SamplingParams  # pylint: disable=g-import-not-at-top
@@ -126,7 +126,7 @@ def main() -> None:
     return
   if not args.skip_hf and not args.model:
     parser.error("the HF side needs a checkpoint: pass --model or --skip_hf")
-  common.use_cpu_flags()
+  common.use_cpu_flags("decode")
   bandwidth = common.memory_bandwidth()
   print(common.machine_line())
   script = os.path.abspath(__file__)

@@ -78,7 +78,7 @@ def bench_config(args, lora: bool):
 
 
 def run_ours(args) -> dict:
-  common.use_cpu_flags()
+  common.use_cpu_flags("train")
   import jax  # pylint: disable=g-import-not-at-top
   import numpy as np  # pylint: disable=g-import-not-at-top
   from bench.flops import train_flops_per_token  # pylint: disable=g-import-not-at-top
@@ -100,6 +100,7 @@ def run_ours(args) -> dict:
   base = pretrained.load(spec, mesh) if pretrained else None
   graphdef, state, shardings = init_train_state(spec, tx, mesh, args.seed, pretrained=base)
   del base
+  peak_after_init = common.peak_host_memory_gib()
   train_step = TrainStep(graphdef, tx, schedule, trainer.step_options(config), mesh, shardings)
   tokens = synthetic_tokens(arch.vocab_size, args.batch, args.seq_len, args.seed)
   host = {"tokens": tokens, "roles": np.full_like(tokens, int(Role.ASSISTANT)), "segment_ids": np.ones_like(tokens),
@@ -114,6 +115,7 @@ def run_ours(args) -> dict:
 
   first, times = timed_steps(step, args.steps)
   median = statistics.median(times)
+  peak = common.peak_host_memory_gib()
   profile = None
   if args.profile_dir:
     from bench.trace_summary import summarize  # pylint: disable=g-import-not-at-top
@@ -125,7 +127,7 @@ def run_ours(args) -> dict:
   return dict(tokens_per_second=args.batch * args.seq_len / median, step_seconds=median, profile=profile,
               compile_seconds=max(first - median, 0.0), first_loss=losses[0], traces=train_step.trace_count,
               flops_per_token=train_flops_per_token(arch, args.seq_len, trainer.lora_config(config)),
-              trainable=param_count(state.params), peak_gib=common.peak_host_memory_gib())
+              trainable=param_count(state.params), peak_gib=peak, peak_after_init_gib=peak_after_init)
 
 
 def run_hf(args) -> dict:
@@ -197,7 +199,7 @@ def main() -> None:
 
   if args.skip_hf is False and not args.model:
     parser.error("the HF side needs a checkpoint: pass --model or --skip_hf")
-  common.use_cpu_flags()
+  common.use_cpu_flags("train")
   limits = {dtype: common.matmul_limit(dtype, args.matmul_size) for dtype in dtypes}
   print(common.machine_line())
   print(f"matmul limit (jitted {args.matmul_size}x{args.matmul_size}): " + ", ".join(f"{d} {v / 1e9:.0f} GFLOP/s" for d, v in limits.items()))
@@ -224,8 +226,9 @@ def main() -> None:
                    None if mfu(hf_tps) is None else f"{mfu(hf_tps):.0%}",
                    ours.get("peak_gib"), hf.get("peak_gib"), ours.get("compile_seconds"), ours.get("traces"),
                    ours.get("first_loss"), hf.get("first_loss")])
-      print(f"{mode} {dtype}: ours {ours_tps or 0:.1f} tok/s" + (f", HF {hf_tps:.1f} tok/s" if hf_tps else ""),
-            flush=True)
+      print(f"{mode} {dtype}: ours {ours_tps or 0:.1f} tok/s (peak host memory {ours.get('peak_gib', 0):.2f} GiB, "
+            f"{ours.get('peak_after_init_gib', 0):.2f} GiB before the first step)"
+            + (f", HF {hf_tps:.1f} tok/s" if hf_tps else ""), flush=True)
   print()
   print(common.markdown_table(
       ["model", "tuning", "dtype", "batch", "ours tok/s", "HF tok/s", "ours / HF", "ours MFU", "HF MFU",

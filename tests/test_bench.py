@@ -50,11 +50,13 @@ def test_markdown_table_round_trips_through_the_parser():
                                                                {"a": "y", "b": "12346", "c": "7"}]
 
 
-def test_cpu_flags_are_added_once_and_can_be_switched_off():
-  env = common.use_cpu_flags({"XLA_FLAGS": "--xla_force_host_platform_device_count=2"})
-  assert env["XLA_FLAGS"].split() == ["--xla_force_host_platform_device_count=2", *common.CPU_XLA_FLAGS]
-  assert common.use_cpu_flags(dict(env))["XLA_FLAGS"] == env["XLA_FLAGS"]
-  assert "XLA_FLAGS" not in common.use_cpu_flags({"INOC_JAX_BENCH_XLA_DEFAULTS": "1"})
+def test_cpu_flags_are_added_once_per_workload_and_can_be_switched_off():
+  env = common.use_cpu_flags("decode", {"XLA_FLAGS": "--xla_force_host_platform_device_count=2"})
+  assert env["XLA_FLAGS"].split() == ["--xla_force_host_platform_device_count=2", *common.CPU_XLA_FLAGS["decode"]]
+  assert common.use_cpu_flags("decode", dict(env))["XLA_FLAGS"] == env["XLA_FLAGS"]
+  user_choice = "--xla_cpu_experimental_ynn_fusion_type=none"
+  assert common.use_cpu_flags("decode", {"XLA_FLAGS": user_choice})["XLA_FLAGS"] == user_choice
+  assert "XLA_FLAGS" not in common.use_cpu_flags("decode", {"INOC_JAX_BENCH_XLA_DEFAULTS": "1"})
 
 
 def test_train_benchmark_without_hf_prints_a_row_per_tuning_and_dtype(tmp_path):
