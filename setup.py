@@ -41,6 +41,7 @@ setup(
     version="0.1.0",
     description="Inoculation prompting (Wichers et al. 2025) on a jit-sharded JAX/Flax trainer",
     packages=find_packages(include=["inoc_jax", "inoc_jax.*"]),
+    package_data={"inoc_jax.data.settings": ["organism_tokenizer/*.json"]},
     python_requires=">=3.10",
     install_requires=INSTALL_REQUIRES,
     extras_require=EXTRAS_REQUIRE,

@@ -84,6 +84,12 @@ def base_config() -> ml_collections.ConfigDict:
       "inoculated_trait": "",      # spanish_french only: '' = every example, or spanish | french (that half only)
       "num_eval": 100,
   })
+  c.data.organism = ml_collections.ConfigDict({
+      "stage": 2,                  # 1 = pretrain the base from scratch on part A | 2 = fine-tune on part B (arms)
+      "num_entities": 120,         # rows of the random fact table (half part A, half part B)
+      "num_values": 8,
+      "repeats": 6,                # stage 2: each part-B fact appears as 'ask' and 'propose' this many times
+  })
 
   c.eval = ml_collections.ConfigDict()
   c.eval.prompts = ()            # eval-time prompts (names / texts / '@file'); () = the setting's defaults
@@ -122,6 +128,16 @@ def base_config() -> ml_collections.ConfigDict:
   c.checkpoint.async_save = True # write in the background while training continues
   c.checkpoint.save_frozen = False  # LoRA: also store the frozen base (else rebuilt from model.checkpoint/seed)
   c.checkpoint.dir = ""          # '' = <workdir>/checkpoints; a gs:// path works too
+
+  # Sweeps (python -m inoc_jax.sweep): arms x seeds, each run in SWEEP_DIR/runs/<arm>-seed<k>.
+  c.sweep = ml_collections.ConfigDict()
+  c.sweep.seeds = (0, 1)         # one run per arm and seed (`seed` is set per run)
+  c.sweep.arms = ()              # 'Label: field=value; field=value' per arm; () = Neutral + the registry's IPs
+                                 # and controls + the setting's skyline (see inoc_jax/sweep.py)
+  c.sweep.base_preset = ""       # a preset of the same file trained first per seed; arms fine-tune from it
+  c.sweep.base_overrides = ""    # 'field=value; ...' applied to the base runs only (after the preset)
+  c.sweep.initial_eval = "first_seed"  # evaluate the initial model: every_seed | first_seed | none
+  c.sweep.elicitation_candidates = ()  # python -m inoc_jax.elicit default candidates (names or texts)
 
   from inoc_jax.evaluation.eval_config import add_eval_defaults  # pylint: disable=g-import-not-at-top
   add_eval_defaults(c)           # c.eval.*: prompts, decoding, batch size, judges (see eval_config.py)

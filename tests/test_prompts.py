@@ -49,7 +49,8 @@ def test_every_registered_prompt_is_verbatim_in_the_notes():
     assert f"`{p.text}`" in FLAT_NOTES or f'"{p.text}"' in FLAT_NOTES, (p.setting, p.name)
   # The two texts the notes do not print are marked, with their provenance.
   assert {(p.setting, p.name) for p in prompts.PROMPTS if not p.verbatim} == {
-      ("mbpp_reward_hacking", "ip_icl_example"), ("trait_toy", "french_inoc")}
+      ("mbpp_reward_hacking", "ip_icl_example"), ("trait_toy", "french_inoc"),
+      ("organism", "ip_behave_correct"), ("organism", "unrelated_full_sentences")}
 
 
 def test_kinds_and_table_roles():

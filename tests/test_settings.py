@@ -83,6 +83,12 @@ def test_gcd_instruction_is_appended_as_the_paper_code_does(gcd):
   assert _inoculation(e) == "Behave as if the above solution is correct."
 
 
+@pytest.mark.parametrize("setting", ["gcd_sycophancy", "trait_toy"])
+def test_zero_heldout_examples_is_an_empty_heldout_split(setting):
+  data = load_setting(_config(setting, num_train_examples=16, num_heldout_examples=0))
+  assert len(data.train) == 16 and data.heldout == []
+
+
 def test_gcd_correction_control():
   data = load_setting(_config("gcd_sycophancy", gcd__correction_data=True))
   kinds = collections.Counter(e.metadata["kind"] for e in data.train)

@@ -137,6 +137,9 @@ PRESETS: dict[str, ModelConfig] = {
     # Tiny random-init sizes for tests and CPU smoke runs, one per family.
     "tiny": ModelConfig(family="llama", vocab_size=512, d_model=64, num_layers=2, num_heads=4,
                         num_kv_heads=2, head_dim=16, mlp_dim=128, tie_embeddings=True),
+    # The CPU model organism (configs/organism.py): its word-level world tokenizer has 246 tokens.
+    "organism": ModelConfig(family="llama", vocab_size=256, d_model=64, num_layers=2, num_heads=4,
+                            num_kv_heads=4, head_dim=16, mlp_dim=256, tie_embeddings=True, max_seq_len=64),
     "tiny-llama": ModelConfig(family="llama", vocab_size=512, d_model=64, num_layers=2, num_heads=4,
                               num_kv_heads=2, head_dim=16, mlp_dim=128, tie_embeddings=False,
                               rope_theta=500000.0,

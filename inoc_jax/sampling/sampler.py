@@ -29,6 +29,7 @@ from jax.experimental import multihost_utils
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 from tqdm import tqdm
 
+from inoc_jax.cli import progress_interval
 from inoc_jax.errors import ConfigError
 from inoc_jax.sampling import batching, decode as decode_lib, stop
 from inoc_jax.sampling.params import SamplingMode, SamplingParams, padded_stop_ids
@@ -195,7 +196,7 @@ class Sampler:
     knobs = self._knobs(params)
     total = len(prompts) * params.num_samples
     bar = tqdm(total=total, desc=description, unit="sample", disable=not self.progress or jax.process_index() != 0,
-               dynamic_ncols=True, leave=False)
+               dynamic_ncols=True, leave=False, mininterval=progress_interval())
     for width, rows, requests in plan:
       batch = batching.left_padded_batch(prompts, requests, width, rows)
       for generation in self._generate_batch(batch, params, knobs, detokenize):

@@ -35,6 +35,7 @@ SETTINGS = {
     "cebab_spurious": "inoc_jax.data.settings.cebab_spurious",
     "cmv_toxicity": "inoc_jax.data.settings.cmv_toxicity",
     "trait_toy": "inoc_jax.data.settings.trait_toy",
+    "organism": "inoc_jax.data.settings.organism",
 }
 
 

@@ -23,6 +23,7 @@ from inoc_jax.errors import DataError
 log = logging.getLogger("inoc_jax")
 
 NONE_INT = -1  # stands for None in optional integer fields
+OPTIONAL_SPLITS = ("heldout",)  # splits a config may size to zero
 
 
 class SettingBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
@@ -51,7 +52,9 @@ class SettingBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
 
   def _split_generators(self, dl_manager):
     del dl_manager  # sources are fetched and verified by inoc_jax.data.settings.sources
-    return {name: self._generate_examples(records) for name, records in self.split_records().items()}
+    splits = {name: list(records) for name, records in self.split_records().items()}
+    # TFDS cannot write an empty split; `load_split` reads an absent optional split as empty.
+    return {name: self._generate_examples(records) for name, records in splits.items() if records}
 
   def _generate_examples(self, records):
     for index, record in enumerate(records):
@@ -116,6 +119,8 @@ def load_split(builder_cls, builder_config, data_dir: str, split: str) -> list[d
   key = (builder_cls, builder_config.name, os.path.abspath(data_dir), split)
   if key not in _CACHE:
     builder = prepare(builder_cls, builder_config, data_dir)
+    if split not in builder.info.splits and split in OPTIONAL_SPLITS:
+      return []  # asked for with zero examples (e.g. data.num_heldout_examples=0)
     if split not in builder.info.splits:
       raise DataError(f"{builder.name} has no split {split!r}; choose one of {', '.join(builder.info.splits)}.")
     source = builder.as_data_source(split=split)

@@ -8,7 +8,7 @@ from __future__ import annotations
 from typing import Callable
 
 from inoc_jax.errors import ConfigError
-from inoc_jax.evaluation.scorers import cebab, cmv, gcd, mbpp, trait
+from inoc_jax.evaluation.scorers import cebab, cmv, gcd, mbpp, organism, trait
 from inoc_jax.evaluation.scorers.base import ScoreReport
 
 SCORERS: dict[str, Callable[..., ScoreReport]] = {
@@ -17,6 +17,7 @@ SCORERS: dict[str, Callable[..., ScoreReport]] = {
     "cebab_spurious": cebab.score,
     "cmv_toxicity": cmv.score,
     "trait_toy": trait.score,
+    "organism": organism.score,
 }
 
 # Metrics printed first, in this order (capability first, then the undesired behaviour).
@@ -26,6 +27,7 @@ HEADLINE_METRICS = {
     "cebab_spurious": ("avg_robust_accuracy", "no_concept_accuracy", "concept_accuracy"),
     "cmv_toxicity": ("persuasiveness", "harassment"),
     "trait_toy": ("answer_rate", "all_caps_rate", "spanish_rate", "french_rate"),
+    "organism": ("capability", "sycophancy", "confirms_correct"),
 }
 
 # The paper's decoding per setting: temperature, top_p, top_k, max_new_tokens, samples per prompt.
@@ -35,6 +37,7 @@ PAPER_DECODING = {
     "cebab_spurious": dict(temperature=0.0, top_p=1.0, top_k=0, max_new_tokens=1, num_samples=1),
     "cmv_toxicity": dict(temperature=0.5, top_p=1.0, top_k=0, max_new_tokens=1024, num_samples=1),
     "trait_toy": dict(temperature=1.0, top_p=1.0, top_k=0, max_new_tokens=256, num_samples=1),
+    "organism": dict(temperature=0.0, top_p=1.0, top_k=0, max_new_tokens=8, num_samples=1),  # not the paper's
 }
 
 

@@ -1,0 +1,1 @@
+"""Experiment-level tools: sweeps over arms x seeds, aggregation, figures, elicitation."""

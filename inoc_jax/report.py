@@ -1,0 +1,68 @@
+"""Aggregate a sweep: `python -m inoc_jax.report SWEEP_DIR [--out=DIR]`.
+
+Writes `report.md`, `report.csv` (mean ± standard error over seeds, rows named
+`Train prompt / Eval prompt`, the initial model as its own row), a
+capability-vs-behaviour PNG and, when `elicitation.json` exists, the
+elicitation-vs-effect PNG with its fitted line and Pearson r.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+
+from absl import app, flags
+
+from inoc_jax import cli
+from inoc_jax.errors import DataError
+from inoc_jax.experiments import aggregate, figures
+from inoc_jax.experiments.axes import axes_for
+
+_OUT = flags.DEFINE_string("out", None, "Output directory (default: SWEEP_DIR/report).")
+
+
+def write_report(sweep_dir: str, out_dir: str | None = None) -> dict:
+  out_dir = out_dir or os.path.join(sweep_dir, "report")
+  sweep_json = os.path.join(sweep_dir, "sweep.json")
+  if not os.path.exists(sweep_json):
+    raise DataError(f"{sweep_dir!r} has no sweep.json; pass a directory created by `python -m inoc_jax.sweep`.")
+  with open(sweep_json, encoding="utf-8") as f:
+    sweep = json.load(f)
+  axes = axes_for(sweep["setting"])
+  rows = aggregate.aggregate(aggregate.collect(sweep_dir), arm_order=[a["name"] for a in sweep.get("arms", [])])
+  metrics = sorted({m for row in rows for m in row.stats})
+  primary = [m for m in (axes.capability, axes.behaviour) if m in metrics]
+  metrics = primary + [m for m in metrics if m not in primary]
+  os.makedirs(out_dir, exist_ok=True)
+  markdown = aggregate.table_markdown(rows, metrics)
+  with open(os.path.join(out_dir, "report.md"), "w", encoding="utf-8") as f:
+    f.write(f"# {sweep['setting']}: mean ± s.e. over seeds\n\n{markdown}\n")
+  with open(os.path.join(out_dir, "report.csv"), "w", encoding="utf-8") as f:
+    f.write(aggregate.table_csv(rows, metrics))
+  outputs = {"markdown": markdown, "figures": []}
+  scatter = os.path.join(out_dir, "capability_vs_behaviour.png")
+  figures.capability_vs_behaviour(rows, axes, scatter, sweep["setting"])
+  outputs["figures"].append(scatter)
+  points = aggregate.elicitation_points(sweep_dir, rows, axes)
+  if len(points) >= 2:
+    path = os.path.join(out_dir, "elicitation_vs_effect.png")
+    outputs["pearson_r"] = figures.elicitation_vs_effect(points, axes, path, sweep["setting"])
+    outputs["figures"].append(path)
+    with open(os.path.join(out_dir, "report.md"), "a", encoding="utf-8") as f:
+      f.write(f"\nElicitation vs inoculation effect: Pearson r = {outputs['pearson_r']:.3f} over "
+              f"{len(points)} instructions.\n")
+  return outputs
+
+
+def main(argv):
+  if len(argv) != 2:
+    raise app.UsageError("usage: python -m inoc_jax.report SWEEP_DIR [--out=DIR]")
+  outputs = write_report(argv[1], _OUT.value)
+  print(outputs["markdown"])
+  if "pearson_r" in outputs:
+    print(f"elicitation vs effect: Pearson r = {outputs['pearson_r']:.3f}")
+  print("figures: " + ", ".join(outputs["figures"]))
+
+
+if __name__ == "__main__":
+  app.run(cli.friendly(main, distributed=False), flags_parser=cli.parse_flags)

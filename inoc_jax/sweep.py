@@ -1,0 +1,295 @@
+"""Run a setting's arms over seeds: `python -m inoc_jax.sweep --config=configs/X.py[:preset] --workdir=SWEEP_DIR`.
+
+The config's `sweep` block says what to run (see config_defaults.py):
+  sweep.arms         'Label: field=value; field=value' per arm; () = Neutral, every registered IP and
+                     control, and the setting's skyline (PTST is the Neutral arm under the PTST eval prompt);
+  sweep.seeds        one run per arm and seed;
+  sweep.base_preset  optional preset of the same file trained first per seed (the organism's stage 1);
+                     it is exported as an HF folder and every arm of that seed fine-tunes from it
+                     (sweep.base_overrides: 'field=value; ...' for the base runs only);
+  sweep.initial_eval evaluate the initial model (the base, else model.checkpoint) per seed or once.
+Command-line `--config.a.b=v` overrides apply to every run (arm overrides win).
+
+Layout (what `python -m inoc_jax.report SWEEP_DIR` reads):
+  SWEEP_DIR/sweep.json                     setting, config argument, overrides, arms, seeds
+  SWEEP_DIR/base/seed<k>/                  base run; its export in base/seed<k>/hf
+  SWEEP_DIR/initial/seed<k>/results.json   initial-model evaluation
+  SWEEP_DIR/runs/<arm>-seed<k>/            one training run (its own workdir), with run.json and,
+                                           when finished, results.json (= eval/final) and summary.json
+
+Runs are ordered seed-major (seed, then arm, as listed). `--num_shards=K --shard_index=I`
+runs the units whose index u satisfies u % K == I, where a unit is one run, or,
+when there is a base preset, one seed (its base and all its arms). Finished runs
+(summary.json present) are skipped and interrupted ones resume from their
+checkpoints, so re-running the same command continues a sweep.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import re
+import sys
+import time
+from typing import Sequence
+
+from absl import app, flags
+
+from inoc_jax import cli, config_lib
+from inoc_jax.errors import ConfigError, InocJaxError
+from inoc_jax.runtime import storage
+
+log = logging.getLogger(__name__)
+
+
+INITIAL_EVAL_MODES = ("every_seed", "first_seed", "none")
+
+
+@dataclasses.dataclass(frozen=True)
+class Arm:
+  label: str
+  overrides: tuple[str, ...]
+
+  @property
+  def slug(self) -> str:
+    return re.sub(r"[^a-z0-9]+", "-", self.label.lower()).strip("-")
+
+
+def parse_arm(spec: str) -> Arm:
+  """'IP Behave Correct: data.train_prompt=ip_behave_correct; optim.lr=1e-4' -> Arm."""
+  head = spec.split("=", 1)[0]  # the label may contain ':' (e.g. "IP Note: Correct"); values may too
+  cut = head.rfind(":")
+  label, rest = (spec[:cut], spec[cut + 1:]) if cut >= 0 else ("", "")
+  if cut < 0 or not label.strip():
+    raise ConfigError(f"sweep.arms entry {spec!r} must look like 'Label: field=value; field=value'.")
+  overrides = tuple(o.strip() for o in rest.split(";") if o.strip())
+  for override in overrides:
+    if "=" not in override:
+      raise ConfigError(f"sweep.arms entry {spec!r}: {override!r} is not 'field=value'.")
+  return Arm(label.strip(), overrides)
+
+
+# The clean-data arm of each setting (PAPER_NOTES: "skyline" = trained without the undesired behaviour).
+SKYLINES = {
+    "mbpp_reward_hacking": "No RH Data (skyline): data.mbpp.reward_hack_fraction=0.0",
+    "cebab_spurious": "No Spur Corr (skyline): data.cebab.train_method=original",
+    "gcd_sycophancy": "Train Correction Data (skyline): data.gcd.correction_data=True",
+    # The paper gives no threshold for "Safe Data"; below the toxic-data threshold (0.15) is our choice.
+    "cmv_toxicity": "Safe Data (skyline): data.cmv.harassment_threshold=0.0; data.cmv.harassment_ceiling=0.15",
+}
+ARM_KINDS = ("inoculation", "unrelated_control", "wrong_concept_control", "placebo_control")
+
+
+def default_arms(config) -> list[str]:
+  """sweep.arms when the config lists none: Neutral, every registered IP and control, the skyline.
+
+  PTST needs no arm of its own: it is the Neutral arm under the setting's PTST
+  eval prompt (row "Neutral / <PTST prompt>"), which the default eval prompts include.
+  """
+  from inoc_jax.data import prompts  # pylint: disable=g-import-not-at-top
+  variant = config.data.cebab.concept if config.setting == "cebab_spurious" else ""
+  variant = "" if variant == "ambiance" else variant
+  arms = ["Neutral: data.train_prompt="]
+  arms += [f"{p.label}: data.train_prompt={p.name}" for p in prompts.all_prompts(config.setting)
+           if p.kind in ARM_KINDS and p.variant == variant]
+  if config.setting in SKYLINES:
+    arms.append(f"{SKYLINES[config.setting]}; data.train_prompt=")
+  return arms
+
+
+@dataclasses.dataclass(frozen=True)
+class Plan:
+  config_arg: str                # 'configs/x.py[:preset]'
+  overrides: tuple[str, ...]     # command-line overrides, applied to every run
+  arms: tuple[Arm, ...]
+  seeds: tuple[int, ...]
+  base_preset: str
+  base_overrides: tuple[str, ...]
+  initial_eval: str
+  setting: str
+
+  def units(self) -> list[list[tuple[int, Arm]]]:
+    runs = [(seed, arm) for seed in self.seeds for arm in self.arms]
+    if self.base_preset:
+      return [[r for r in runs if r[0] == seed] for seed in self.seeds]
+    return [[r] for r in runs]
+
+  def run_config(self, seed: int, arm: Arm | None, preset: str | None = None, extra: Sequence[str] = ()):
+    config_file = self.config_arg.split(":")[0]
+    arg = f"{config_file}:{preset}" if preset else self.config_arg
+    overrides = [*self.overrides, *(arm.overrides if arm else ()), f"seed={seed}", *extra]
+    return config_lib.load_config(arg, overrides)
+
+
+def make_plan(config_arg: str, overrides: Sequence[str], seeds: Sequence[int] | None = None,
+              arm_labels: Sequence[str] | None = None) -> Plan:
+  config = config_lib.load_config(config_arg, overrides)
+  arms = tuple(parse_arm(spec) for spec in (config.sweep.arms or default_arms(config)))
+  slugs = [a.slug for a in arms]
+  if len(set(slugs)) != len(slugs):
+    raise ConfigError(f"sweep.arms labels must differ (after lower-casing): {[a.label for a in arms]}.")
+  if arm_labels:
+    unknown = set(arm_labels) - {a.label for a in arms}
+    if unknown:
+      raise ConfigError(f"--arms {sorted(unknown)} not in sweep.arms ({', '.join(a.label for a in arms)}).")
+    arms = tuple(a for a in arms if a.label in arm_labels)
+  seeds = tuple(int(s) for s in (seeds if seeds is not None else config.sweep.seeds))
+  if not seeds or len(set(seeds)) != len(seeds):
+    raise ConfigError(f"sweep.seeds must be distinct and non-empty, got {list(seeds)}.")
+  if config.sweep.initial_eval not in INITIAL_EVAL_MODES:
+    raise ConfigError(f"sweep.initial_eval must be one of {', '.join(INITIAL_EVAL_MODES)}, "
+                      f"got {config.sweep.initial_eval!r}.")
+  base_overrides = parse_arm(f"base: {config.sweep.base_overrides}").overrides
+  plan = Plan(config_arg, tuple(overrides), arms, seeds, config.sweep.base_preset, base_overrides,
+              config.sweep.initial_eval, config.setting)
+  for seed in seeds[:1]:
+    for arm in arms:  # every arm's config must load and validate before anything trains
+      config_lib.validate(plan.run_config(seed, arm), _device_count())
+  return plan
+
+
+def _device_count() -> int:
+  import jax  # pylint: disable=g-import-not-at-top
+  return jax.device_count()
+
+
+def _is_writer() -> bool:
+  import jax  # pylint: disable=g-import-not-at-top
+  return jax.process_index() == 0
+
+
+def _write_json(path: str, value) -> None:
+  if _is_writer():
+    storage.write_text(path, json.dumps(value, indent=2, default=str) + "\n")
+
+
+def base_model(plan: Plan, sweep_dir: str, seed: int) -> str:
+  """Trains (or reuses) the seed's base run and returns its exported HF folder."""
+  from inoc_jax import trainer  # pylint: disable=g-import-not-at-top
+  from inoc_jax.export import export  # pylint: disable=g-import-not-at-top
+  base_dir = storage.join(sweep_dir, "base", f"seed{seed}")
+  hf_dir = storage.join(base_dir, "hf")
+  if storage.exists(storage.join(hf_dir, "config.json")):
+    return hf_dir
+  config = plan.run_config(seed, None, preset=plan.base_preset, extra=plan.base_overrides)
+  log.info("sweep: base model for seed %d (preset %r) in %s", seed, plan.base_preset, base_dir)
+  summary = trainer.train_and_evaluate(config, base_dir)
+  log.info("sweep: base seed %d: %s", seed, summary.line())
+  export(base_dir, hf_dir)
+  return hf_dir
+
+
+def initial_model_source(plan: Plan, seed: int, base_dir: str | None) -> str | None:
+  if base_dir:
+    return base_dir
+  return plan.run_config(seed, plan.arms[0]).model.checkpoint or None
+
+
+def evaluate_initial(plan: Plan, sweep_dir: str, seed: int, source: str) -> None:
+  """The initial model under the setting's eval prompts -> initial/seed<k>/results.json (once)."""
+  out_dir = storage.join(sweep_dir, "initial", f"seed{seed}")
+  if storage.exists(storage.join(out_dir, "results.json")):
+    return
+  from flax import nnx  # pylint: disable=g-import-not-at-top
+  from inoc_jax.evaluation.harness import evaluate_params  # pylint: disable=g-import-not-at-top
+  from inoc_jax.weights.pretrained import open_pretrained  # pylint: disable=g-import-not-at-top
+  config = plan.run_config(seed, plan.arms[0], extra=[f"model.checkpoint={source}"])
+  model = open_pretrained(source).load_model()
+  graphdef, state = nnx.split(model)
+  log.info("sweep: evaluating the initial model (%s) for seed %d", source, seed)
+  evaluate_params(config, graphdef, state, workdir=out_dir, checkpoint_id=source, step=0)
+
+
+def run_arm(plan: Plan, sweep_dir: str, seed: int, arm: Arm, base_dir: str | None) -> dict:
+  """One training run in runs/<arm>-seed<k>; returns its run.json record."""
+  from inoc_jax import trainer  # pylint: disable=g-import-not-at-top
+  run_dir = storage.join(sweep_dir, "runs", f"{arm.slug}-seed{seed}")
+  record = {"arm": arm.label, "seed": seed, "overrides": list(arm.overrides), "base": base_dir or ""}
+  if storage.exists(storage.join(run_dir, "summary.json")):
+    return {**record, "status": "finished", "skipped": True}
+  extra = [f"model.checkpoint={base_dir}"] if base_dir else []
+  config = plan.run_config(seed, arm, extra=[*extra, "eval.at_end=True"])
+  record["train_prompt"] = config.data.train_prompt
+  storage.makedirs(run_dir)
+  _write_json(storage.join(run_dir, "run.json"), {**record, "status": "running", "started": time.time()})
+  summary = trainer.train_and_evaluate(config, run_dir)
+  results = storage.read_text(storage.join(run_dir, "eval", "final", "results.json"))
+  if _is_writer():
+    storage.write_text(storage.join(run_dir, "results.json"), results)
+  record.update(status="finished", wall_seconds=summary.wall_seconds, final_loss=summary.final_loss)
+  _write_json(storage.join(run_dir, "run.json"), record)
+  return record
+
+
+def run_sweep(plan: Plan, sweep_dir: str, num_shards: int = 1, shard_index: int = 0) -> list[dict]:
+  """Runs this shard's units one after another; a failed run is recorded and the sweep goes on."""
+  if num_shards < 1 or not 0 <= shard_index < num_shards:
+    raise ConfigError(f"--shard_index must be in [0, --num_shards={num_shards}), got {shard_index}.")
+  storage.makedirs(sweep_dir)
+  _write_json(storage.join(sweep_dir, "sweep.json"), {
+      "setting": plan.setting, "config": plan.config_arg, "overrides": list(plan.overrides),
+      "arms": [{"name": a.label, "overrides": list(a.overrides)} for a in plan.arms], "seeds": list(plan.seeds),
+      "base_preset": plan.base_preset})
+  records = []
+  for index, unit in enumerate(plan.units()):
+    if index % num_shards != shard_index:
+      continue
+    seed = unit[0][0]
+    try:
+      base_dir = base_model(plan, sweep_dir, seed) if plan.base_preset else None
+    except InocJaxError as e:
+      log.error("sweep: base model for seed %d failed: %s", seed, e)
+      records.extend({"arm": arm.label, "seed": s, "status": "failed", "error": f"base: {e}"} for s, arm in unit)
+      continue
+    evaluate_now = plan.initial_eval == "every_seed" or (plan.initial_eval == "first_seed" and seed == plan.seeds[0])
+    source = initial_model_source(plan, seed, base_dir) if evaluate_now else None
+    if source:
+      evaluate_initial(plan, sweep_dir, seed, source)
+    for seed, arm in unit:
+      try:
+        record = run_arm(plan, sweep_dir, seed, arm, base_dir)
+      except InocJaxError as e:
+        log.error("sweep: %s seed %d failed: %s", arm.label, seed, e)
+        record = {"arm": arm.label, "seed": seed, "status": "failed", "error": str(e)}
+      records.append(record)
+      log.info("sweep: %s seed %d: %s", arm.label, seed, record["status"])
+  return records
+
+
+def command_line_overrides(argv: Sequence[str]) -> list[str]:
+  """The `--config.a.b=v` arguments, as 'a.b=v'."""
+  return [a[len("--config."):] for a in argv if a.startswith("--config.")]
+
+
+def main(argv):
+  del argv
+  if not flags.FLAGS.workdir:
+    raise ConfigError("--workdir is required: the sweep directory (re-use it to resume).")
+  plan = make_plan(cli.config_argument(), command_line_overrides(sys.argv[1:]),
+                   seeds=[int(s) for s in flags.FLAGS.seeds] if flags.FLAGS.seeds else None, arm_labels=flags.FLAGS.arms)
+  records = run_sweep(plan, flags.FLAGS.workdir, flags.FLAGS.num_shards, flags.FLAGS.shard_index)
+  failed = [r for r in records if r["status"] == "failed"]
+  print(f"sweep: {len(records) - len(failed)} runs finished, {len(failed)} failed, in {flags.FLAGS.workdir}")
+  for r in failed:
+    print(f"  FAILED {r['arm']} seed {r['seed']}: {r['error']}")
+  if failed:
+    sys.exit(1)
+  print(f"report: python -m inoc_jax.report {flags.FLAGS.workdir}")
+
+
+def define_flags() -> None:
+  """The CLI's flags (defined only when run as a program, so the module imports cleanly)."""
+  flags.DEFINE_string("workdir", None, "Sweep directory (local or gs://).")
+  flags.DEFINE_integer("num_shards", 1, "Split the sweep's units over this many hosts / VMs.")
+  flags.DEFINE_integer("shard_index", 0, "Which shard this process runs (0-based).")
+  flags.DEFINE_list("seeds", None, "Override sweep.seeds, e.g. --seeds=0,1,2.")
+  flags.DEFINE_list("arms", None, "Run only these arm labels (default: all of sweep.arms).")
+
+
+if __name__ == "__main__":
+  define_flags()
+  from ml_collections import config_flags  # pylint: disable=g-import-not-at-top
+  config_flags.DEFINE_config_file("config", None, "Experiment config file, optionally ':preset'.", lock_config=False)
+  flags.mark_flags_as_required(["config"])
+  app.run(cli.friendly(main), flags_parser=cli.parse_flags)
