@@ -59,13 +59,12 @@ def test_cpu_flags_are_added_once_per_workload_and_can_be_switched_off():
   assert "XLA_FLAGS" not in common.use_cpu_flags("decode", {"INOC_JAX_BENCH_XLA_DEFAULTS": "1"})
 
 
-def test_train_benchmark_without_hf_prints_a_row_per_tuning_and_dtype(tmp_path):
+def test_train_benchmark_without_hf_prints_a_row_per_tuning(tmp_path):
   out = run_bench("bench/train.py", "--model=", "--preset=tiny", "--skip_hf", "--batch=2", "--seq_len=16",
-                  "--steps=1", "--modes=full,lora", "--dtypes=float32,bfloat16", "--matmul_size=256",
-                  f"--profile_dir={tmp_path}")
+                  "--steps=1", "--modes=full,lora", "--dtypes=float32", "--matmul_size=256",
+                  f"--profile_dir={tmp_path}")  # bf16: test_accelerator_script_runs_on_cpu_with_a_tiny_override
   rows = common.parse_table(out)
-  assert [(r["tuning"], r["dtype"]) for r in rows] == [("full", "float32"), ("full", "bfloat16"),
-                                                       ("LoRA r=8", "float32"), ("LoRA r=8", "bfloat16")]
+  assert [(r["tuning"], r["dtype"]) for r in rows] == [("full", "float32"), ("LoRA r=8", "float32")]
   for row in rows:
     assert float(row["ours tok/s"]) > 0 and row["ours MFU"].endswith("%")
     assert row["compiles"] == "1"                 # the train step traced once over warm-up + timed steps
