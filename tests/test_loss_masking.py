@@ -12,7 +12,7 @@ from inoc_jax.errors import ConfigError
 from inoc_jax.model.config import get_preset
 from inoc_jax.model.transformer import Transformer
 from inoc_jax.sharding.mesh import make_mesh
-from inoc_jax.training.loss import chunked_cross_entropy
+from inoc_jax.training.loss import LossSums, chunked_cross_entropy, fused_cross_entropy
 from inoc_jax.training.masking import next_token_targets, next_token_weights
 from inoc_jax.training.train_state import ModelSpec, init_train_state
 
@@ -106,3 +106,29 @@ def test_chunked_cross_entropy_equals_direct_computation(chunk):
   grad_direct = jax.grad(lambda h: jnp.sum(-jnp.take_along_axis(jax.nn.log_softmax(h @ head), targets[..., None],
                                                                  -1)[..., 0] * weights))(hidden)
   np.testing.assert_allclose(grad_chunked, grad_direct, atol=1e-5)
+
+
+@pytest.mark.parametrize("chunk", [None, 3, 16])
+@pytest.mark.parametrize("head_trainable", [True, False])
+def test_fused_cross_entropy_matches_the_chunked_loss_and_its_gradients(chunk, head_trainable):
+  rng = np.random.default_rng(1)
+  hidden = jnp.asarray(rng.normal(size=(2, 10, 8)), jnp.float32)
+  head = {"table": jnp.asarray(rng.normal(size=(50, 8)), jnp.float32)}
+  targets = jnp.asarray(rng.integers(0, 50, (2, 10)), jnp.int32)
+  weights = jnp.asarray(rng.integers(0, 2, (2, 10)), jnp.float32)
+  head_fn = lambda p, h: h @ p["table"].T
+
+  def plain(h, p):
+    return chunked_cross_entropy(h, lambda x: head_fn(p, x), targets, weights, chunk)
+
+  def fused(h, p):
+    return fused_cross_entropy(h, head_fn, p, targets, weights, chunk, head_trainable=head_trainable)
+
+  want, got = plain(hidden, head), fused(hidden, head)
+  for name in LossSums._fields:
+    np.testing.assert_allclose(getattr(got, name), getattr(want, name), rtol=1e-6)
+  argnums = (0, 1) if head_trainable else 0
+  want_grads = jax.grad(lambda h, p: 0.5 * plain(h, p).nll, argnums=argnums)(hidden, head)
+  got_grads = jax.jit(jax.grad(lambda h, p: 0.5 * fused(h, p).nll, argnums=argnums))(hidden, head)
+  for w, g in zip(jax.tree.leaves(want_grads), jax.tree.leaves(got_grads)):
+    np.testing.assert_allclose(g, w, atol=1e-5)

@@ -100,6 +100,13 @@ def _rematerialised_block(block: Block, policy, x, positions, segment_ids, dropo
   return jax.checkpoint(run, policy=policy, prevent_cse=True)(state, x, positions, segment_ids, dropout_rng)
 
 
+def head_logits(head: nnx.Module, hidden: jax.Array) -> jax.Array:
+  """Logits from `Transformer.head` (tied embedder or untied projection); see `Transformer.logits`."""
+  if isinstance(head, Embedder):
+    return head.decode(hidden)
+  return vocab_parallel_logits(hidden, head)
+
+
 class Transformer(nnx.Module):
   """Decoder-only causal LM.
 
@@ -163,9 +170,12 @@ class Transformer(nnx.Module):
 
   def logits(self, hidden: jax.Array) -> jax.Array:
     """[..., d_model] -> [..., vocab] in the compute dtype."""
-    if self.lm_head is None:
-      return self.embedder.decode(hidden)
-    return vocab_parallel_logits(hidden, self.lm_head)
+    return head_logits(self.head, hidden)
+
+  @property
+  def head(self) -> nnx.Module:
+    """The module holding the output head's weights: the embedder (tied) or `lm_head`."""
+    return self.embedder if self.lm_head is None else self.lm_head
 
   def __call__(self, tokens, positions, segment_ids, *, cache=None, dropout_rng=None):
     hidden, new_cache = self.hidden_states(tokens, positions, segment_ids, cache=cache, dropout_rng=dropout_rng)

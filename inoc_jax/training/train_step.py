@@ -20,7 +20,8 @@ from flax import nnx
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
 from inoc_jax.sharding.mesh import BATCH_AXES, batch_sharding, replicated
-from inoc_jax.training.loss import LossSums, chunked_cross_entropy
+from inoc_jax.model.transformer import head_logits
+from inoc_jax.training.loss import LossSums, fused_cross_entropy
 from inoc_jax.training.masking import next_token_targets, next_token_weights
 from inoc_jax.training.train_state import TrainState
 
@@ -45,13 +46,20 @@ class StepOptions:
 
 def loss_sums(graphdef: nnx.GraphDef, params, frozen, batch: dict[str, jax.Array], options: StepOptions,
               dropout_rng: jax.Array | None) -> LossSums:
-  """Summed next-token NLL / accuracy of `batch` under the merged model."""
+  """Summed next-token NLL / accuracy of `batch` under the merged model.
+
+  The head's gradients come from `fused_cross_entropy` (no rematerialised logits); the head is
+  trained unless it is frozen (LoRA), i.e. unless its weights are missing from `params`.
+  """
   model = nnx.merge(graphdef, params, frozen)
   hidden, _ = model.hidden_states(batch["tokens"], batch["positions"], batch["segment_ids"],
                                   dropout_rng=dropout_rng)
   weights = next_token_weights(batch["roles"], batch["segment_ids"], options.train_on)
   targets = next_token_targets(batch["tokens"])
-  return chunked_cross_entropy(hidden, model.logits, targets, weights, options.loss_chunk_size)
+  head_graphdef, head_state = nnx.split(model.head)
+  head_trainable = ("embedder" if model.lm_head is None else "lm_head") in params
+  return fused_cross_entropy(hidden, lambda state, h: head_logits(nnx.merge(head_graphdef, state), h), head_state,
+                             targets, weights, options.loss_chunk_size, head_trainable=head_trainable)
 
 
 def _split_micro_batches(batch: dict[str, jax.Array], k: int, mesh: Mesh) -> dict[str, jax.Array]:
