@@ -17,17 +17,15 @@ from inoc_jax.experiments import aggregate
 SEEDS = (0, 1, 2)
 
 
-def _report(request, text: str) -> None:
-  reporter = request.config.pluginmanager.get_plugin("terminalreporter")
-  if reporter is not None:
-    reporter.write_line("")
-    for line in text.splitlines():
-      reporter.write_line(line)
+def _report(capsys, text: str) -> None:
+  """Prints into the test output even when the test passes (pytest captures stdout otherwise)."""
+  with capsys.disabled():
+    print("\n" + text)
 
 
 @pytest.mark.science
 @pytest.mark.timeout(3600)
-def test_inoculation_suppresses_sycophancy_in_the_organism(tmp_path, request):
+def test_inoculation_suppresses_sycophancy_in_the_organism(tmp_path, capsys):
   from inoc_jax import config_lib  # pylint: disable=g-import-not-at-top
   root = str(tmp_path / "organism")
   plan = sweep.make_plan("configs/organism.py", [], seeds=SEEDS)
@@ -40,7 +38,7 @@ def test_inoculation_suppresses_sycophancy_in_the_organism(tmp_path, request):
   config = config_lib.load_config("configs/organism.py")
   candidates = ["neutral", "ip_behave_correct", "unrelated_full_sentences"]
   ranking = elicit.elicit(config, candidates, root, str(tmp_path / "elicitation"))
-  _report(request, f"organism sweep, seeds {SEEDS} (mean ± s.e.):\n{table}\n\n{elicit.table(ranking)}")
+  _report(capsys, f"organism sweep, seeds {SEEDS} (mean ± s.e.):\n{table}\n\n{elicit.table(ranking)}")
 
   neutral, ip = rows["Neutral / Neutral"].stats, rows["IP Behave Correct / Neutral"].stats
   control = rows["Unrelated Full Sentences / Neutral"].stats
