@@ -47,6 +47,23 @@ SMALL_LR = 5e-4
 SMALL_WARMUP = 1
 
 
+def _paper_lora_and_optimizer(c, lr: float, warmup_steps: int):
+  """PAPER_NOTES 4.1: rsLoRA r=32/alpha=64 on all projections, AdamW (wd 0.01, no clipping), linear schedule."""
+  c.lora.enabled = True
+  c.lora.rank = 32
+  c.lora.alpha = 64.0
+  c.lora.dropout = 0.0
+  c.lora.rslora = True
+  c.lora.targets = "q,k,v,o,gate,up,down"
+  c.optim.name = "adamw"
+  c.optim.lr = lr
+  c.optim.weight_decay = 0.01
+  c.optim.schedule = "linear"
+  c.optim.warmup_steps = warmup_steps
+  c.optim.grad_clip_norm = 0.0
+  c.loss.train_on = "assistant"
+
+
 def _small(c):
   """The paper's GCD run at CPU scale on SmolLM2-135M-Instruct (see the module docstring)."""
   c.model.checkpoint = "smollm2-135m-instruct"
@@ -61,19 +78,7 @@ def _small(c):
   c.data.num_heldout_examples = 16
   c.train.num_epochs = 1.0
   c.train.log_every = 1
-  c.lora.enabled = True
-  c.lora.rank = 32
-  c.lora.alpha = 64.0
-  c.lora.dropout = 0.0
-  c.lora.rslora = True
-  c.lora.targets = "q,k,v,o,gate,up,down"
-  c.optim.name = "adamw"
-  c.optim.lr = SMALL_LR
-  c.optim.weight_decay = 0.01
-  c.optim.schedule = "linear"
-  c.optim.warmup_steps = SMALL_WARMUP
-  c.optim.grad_clip_norm = 0.0
-  c.loss.train_on = "assistant"
+  _paper_lora_and_optimizer(c, lr=SMALL_LR, warmup_steps=SMALL_WARMUP)
   c.checkpoint.save_every = 0    # one checkpoint at the end (and on SIGTERM)
   c.eval.initial = True
   c.eval.at_end = True
@@ -125,19 +130,7 @@ def _paper(c):
   c.data.num_heldout_examples = 64
   c.train.grad_accum_steps = 4
   c.train.num_epochs = 1.0
-  c.lora.enabled = True
-  c.lora.rank = 32
-  c.lora.alpha = 64.0
-  c.lora.dropout = 0.0
-  c.lora.rslora = True
-  c.lora.targets = "q,k,v,o,gate,up,down"
-  c.optim.name = "adamw"
-  c.optim.lr = 1e-4
-  c.optim.weight_decay = 0.01
-  c.optim.schedule = "linear"
-  c.optim.warmup_steps = 5
-  c.optim.grad_clip_norm = 0.0
-  c.loss.train_on = "assistant"
+  _paper_lora_and_optimizer(c, lr=1e-4, warmup_steps=5)
 
 
 def _paper_ip(c):

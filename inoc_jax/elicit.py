@@ -119,7 +119,13 @@ def table(result: dict) -> str:
   return "\n".join(lines)
 
 
+def result_path(sweep_dir: str | None, out_dir: str) -> str:
+  """Where elicitation.json goes: beside the sweep's results (the report reads it there), else in out_dir."""
+  return os.path.join(sweep_dir or out_dir, "elicitation.json")
+
+
 def elicit(config, candidates: Sequence[str], sweep_dir: str | None, out_dir: str) -> dict:
+  """Scores and ranks the candidates (evaluation outputs under out_dir) and writes `result_path`."""
   models = initial_models(config, sweep_dir)
   per_model = []
   for source, seed in models:
@@ -127,8 +133,9 @@ def elicit(config, candidates: Sequence[str], sweep_dir: str | None, out_dir: st
     config.seed = seed  # settings whose eval data depends on the seed (the organism's world) follow the model
     per_model.append(scores_for_model(config, source, candidates, os.path.join(out_dir, "runs", f"seed{seed}")))
   result = rank(config, candidates, per_model, [source for source, _ in models])
-  os.makedirs(out_dir, exist_ok=True)
-  with open(os.path.join(out_dir, "elicitation.json"), "w", encoding="utf-8") as f:
+  path = result_path(sweep_dir, out_dir)
+  os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+  with open(path, "w", encoding="utf-8") as f:
     json.dump(result, f, indent=2)
   return result
 
@@ -155,16 +162,13 @@ def main(argv):
   sweep_dir = flags.FLAGS.sweep_dir
   out_dir = os.path.join(sweep_dir, "elicitation") if sweep_dir else flags.FLAGS.out or "elicitation"
   result = elicit(config, candidates, sweep_dir, out_dir)
-  if sweep_dir:
-    with open(os.path.join(sweep_dir, "elicitation.json"), "w", encoding="utf-8") as f:
-      json.dump(result, f, indent=2)
   print(table(result))
   if sweep_dir:
     found = correlation_with_sweep(sweep_dir, config.setting)
     if found:
       print(f"\nElicitation vs inoculation effect ({axes_for(config.setting).effect_label}): "
             f"Pearson r = {found[0]:.3f} over {found[1]} candidates")
-  print(f"\nwrote {os.path.join(out_dir, 'elicitation.json')}", file=sys.stderr)
+  print(f"\nwrote {result_path(sweep_dir, out_dir)}", file=sys.stderr)
 
 
 def define_flags() -> None:
