@@ -18,6 +18,9 @@ _NUM_PROCESSES = flags.DEFINE_integer("num_processes", None, "Processes in the j
 _PROCESS_ID = flags.DEFINE_integer("process_id", None, "This process's rank in [0, num_processes).")
 
 
+HELP_FLAGS = ("--help", "-h", "-?", "--helpshort", "--helpfull", "--helpxml")
+
+
 def config_argument() -> str:
   """The raw `--config=...` value given on the command line."""
   for arg in sys.argv[1:]:
@@ -39,9 +42,13 @@ def _fail(message: str) -> None:
 
 
 def parse_flags(argv: list[str]) -> list[str]:
-  """absl flag parsing (which loads the config file) with one-line errors."""
+  """absl flag parsing (which loads the config file) with one-line errors; --help exits 0."""
   try:
-    remaining = flags.FLAGS(argv)
+    try:
+      remaining = flags.FLAGS(argv)
+    except SystemExit as e:
+      asked_for_help = any(a.split("=")[0] in HELP_FLAGS for a in argv[1:])
+      sys.exit(0 if asked_for_help and e.code == 1 else e.code)  # absl's help flags exit 1
     if "config" in flags.FLAGS and flags.FLAGS["config"].present:
       getattr(flags.FLAGS.config, "setting", None)  # config_flags defers file errors to first access
     return remaining

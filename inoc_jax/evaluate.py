@@ -78,7 +78,8 @@ def main(argv):
   from inoc_jax.evaluation import harness, model_loading  # pylint: disable=g-import-not-at-top
   from inoc_jax.sharding.mesh import make_mesh  # pylint: disable=g-import-not-at-top
 
-  checkpoint = _CHECKPOINT.value
+  from inoc_jax.runtime import storage  # pylint: disable=g-import-not-at-top
+  checkpoint = storage.resolve_if_local(_CHECKPOINT.value)
   is_run = model_loading.is_training_checkpoint(checkpoint)
   config = _CONFIG.value
   if config is None and not is_run:
@@ -103,7 +104,7 @@ def main(argv):
   prompts = None
   if _EVAL_PROMPTS.value:
     prompts = ["" if p.lower() == "neutral" else p for p in _EVAL_PROMPTS.value]
-  output_dir = _OUTPUT_DIR.value or default_output_dir(config, checkpoint, loaded.step)
+  output_dir = storage.resolve(_OUTPUT_DIR.value) or default_output_dir(config, checkpoint, loaded.step)
   harness.evaluate_params(config, loaded.graphdef, *loaded.states, workdir=output_dir, mesh=mesh, prompts=prompts,
                           checkpoint_id=loaded.name, step=loaded.step)
   print(f"results: {os.path.join(output_dir, 'results.json')}")

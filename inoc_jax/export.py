@@ -57,7 +57,8 @@ def export(checkpoint: str, out: str, *, step: int | None = None, dtype: str = "
 
 def main(argv):
   del argv
-  files = export(_CHECKPOINT.value, _OUT.value, step=_STEP.value, dtype=_DTYPE.value,
+  from inoc_jax.runtime import storage  # pylint: disable=g-import-not-at-top
+  files = export(storage.resolve_if_local(_CHECKPOINT.value), storage.resolve(_OUT.value), step=_STEP.value, dtype=_DTYPE.value,
                  max_shard_bytes=int(_MAX_SHARD_GB.value * 2**30))
   print(f"Exported {_CHECKPOINT.value} to {_OUT.value} ({', '.join(files)}); load it with "
         f"transformers.AutoModelForCausalLM.from_pretrained({_OUT.value!r}).")
@@ -65,4 +66,4 @@ def main(argv):
 
 if __name__ == "__main__":
   flags.mark_flags_as_required(["checkpoint", "out"])
-  app.run(cli.friendly(main))
+  app.run(cli.friendly(main), flags_parser=cli.parse_flags)

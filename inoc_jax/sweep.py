@@ -269,14 +269,15 @@ def main(argv):
     raise ConfigError("--workdir is required: the sweep directory (re-use it to resume).")
   plan = make_plan(cli.config_argument(), command_line_overrides(sys.argv[1:]),
                    seeds=[int(s) for s in flags.FLAGS.seeds] if flags.FLAGS.seeds else None, arm_labels=flags.FLAGS.arms)
-  records = run_sweep(plan, flags.FLAGS.workdir, flags.FLAGS.num_shards, flags.FLAGS.shard_index)
+  sweep_dir = storage.resolve(flags.FLAGS.workdir)
+  records = run_sweep(plan, sweep_dir, flags.FLAGS.num_shards, flags.FLAGS.shard_index)
   failed = [r for r in records if r["status"] == "failed"]
-  print(f"sweep: {len(records) - len(failed)} runs finished, {len(failed)} failed, in {flags.FLAGS.workdir}")
+  print(f"sweep: {len(records) - len(failed)} runs finished, {len(failed)} failed, in {sweep_dir}")
   for r in failed:
     print(f"  FAILED {r['arm']} seed {r['seed']}: {r['error']}")
   if failed:
     sys.exit(1)
-  print(f"report: python -m inoc_jax.report {flags.FLAGS.workdir}")
+  print(f"report: python -m inoc_jax.report {sweep_dir}")
 
 
 def define_flags() -> None:

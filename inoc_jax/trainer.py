@@ -119,6 +119,7 @@ class RunSummary:
 
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> RunSummary:
   start_time = time.time()
+  workdir = storage.resolve(workdir)
   config_lib.validate(config, jax.device_count())
   pretrained = open_pretrained(config.model.checkpoint) if config.model.checkpoint else None
   arch = pretrained.model_config if pretrained else model_config.get_preset(config.model.preset)

@@ -30,6 +30,7 @@ from etils import epath
 
 from inoc_jax.checkpoint import tree_codec
 from inoc_jax.errors import CheckpointError
+from inoc_jax.runtime import storage
 
 log = logging.getLogger("inoc_jax")
 
@@ -97,7 +98,7 @@ class Checkpointer:
 
   def __init__(self, directory: str, *, keep: int = 3, async_save: bool = True, save_frozen: bool = False,
                read_only: bool = False):
-    self.directory = epath.Path(directory)
+    self.directory = epath.Path(storage.resolve(str(directory)))
     self.save_frozen = save_frozen
     self.read_only = read_only
     self._keep, self._async = keep, async_save

@@ -28,6 +28,7 @@ from inoc_jax.model.config import ModelConfig
 from inoc_jax.model.lora import LoraConfig
 from inoc_jax.model.merge import merge_lora_sharded
 from inoc_jax.model.transformer import Transformer
+from inoc_jax.runtime import storage
 from inoc_jax.sharding import rules
 from inoc_jax.sharding.mesh import make_mesh
 from inoc_jax.training.train_state import ModelSpec, base_param_shardings, init_frozen
@@ -64,7 +65,7 @@ class RestoredParams:
 
 def locate(path: str, step: int | None = None) -> tuple[str, int | None]:
   """(checkpoint directory, step or None for the newest) from a workdir, its checkpoints/ or a step folder."""
-  p = epath.Path(path)
+  p = epath.Path(storage.resolve(path))
   if not p.exists():
     raise CheckpointError(f"Checkpoint path {path!r} does not exist; pass a run's workdir or checkpoint folder.")
   if (p / CHECKPOINTS_DIR).exists():

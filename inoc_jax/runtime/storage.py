@@ -38,6 +38,24 @@ def _filesystem(path: str):
     raise ConfigError(f"The path {path} needs {package} ({e}); install it, e.g. pip install -e '.[gcs]' for gs://.") from None
 
 
+def resolve(path: str) -> str:
+  """An absolute local path (`~` expanded, relative to the current directory); URLs unchanged.
+
+  Orbax refuses relative paths, and a run that later changes directory must still
+  find its own files, so every user-given run path goes through here first.
+  """
+  if not path or is_remote(path):
+    return path
+  return os.path.abspath(os.path.expanduser(_local(path)))
+
+
+def resolve_if_local(source: str) -> str:
+  """`resolve(source)` when it names an existing local file or folder, else unchanged (a Hub id, a known name)."""
+  if not source or is_remote(source):
+    return source
+  return resolve(source) if os.path.exists(os.path.expanduser(_local(source))) else source
+
+
 def join(base: str, *parts: str) -> str:
   return posixpath.join(base, *parts) if is_remote(base) else os.path.join(_local(base), *parts)
 
