@@ -128,6 +128,7 @@ def base_config() -> ml_collections.ConfigDict:
   c.checkpoint.async_save = True # write in the background while training continues
   c.checkpoint.save_frozen = False  # LoRA: also store the frozen base (else rebuilt from model.checkpoint/seed)
   c.checkpoint.dir = ""          # '' = <workdir>/checkpoints; a gs:// path works too
+  c.checkpoint.allow_resume_changes = False  # resume despite changed data settings (recorded in resumes.jsonl)
 
   # Sweeps (python -m inoc_jax.sweep): arms x seeds, each run in SWEEP_DIR/runs/<arm>-seed<k>.
   c.sweep = ml_collections.ConfigDict()

@@ -1,6 +1,8 @@
 """Scalars to stdout, `metrics.jsonl` and TensorBoard event files (process 0 only).
 
 The workdir may be local or a bucket URL (gs://...; see inoc_jax.runtime.storage).
+A run resumed at step S first drops the rows logged after S by the attempt that
+died (they are logged again as the steps are replayed), in both sinks.
 """
 
 from __future__ import annotations
@@ -14,24 +16,48 @@ import jax
 from inoc_jax.runtime import storage
 
 
-class MetricsWriter:
+def truncate_after(path: str, step: int) -> int:
+  """Rewrites the JSON-lines file at `path` without its rows whose "step" exceeds `step`; returns how many."""
+  if not storage.exists(path):
+    return 0
+  kept, dropped = [], 0
+  for line in storage.read_text(path).splitlines(keepends=True):
+    try:
+      row_step = json.loads(line).get("step", 0)
+    except ValueError:  # a line cut by a crash mid-write
+      dropped += 1
+      continue
+    if row_step > step:
+      dropped += 1
+    else:
+      kept.append(line if line.endswith("\n") else line + "\n")
+  if dropped:
+    storage.write_text(path, "".join(kept))
+  return dropped
 
-  def __init__(self, workdir: str, tensorboard: bool = True):
+
+class MetricsWriter:
+  """Process 0's scalar sinks for one run; `resume_step` = the optimizer step the run restarts from."""
+
+  def __init__(self, workdir: str, tensorboard: bool = True, resume_step: int = 0):
     self.active = jax.process_index() == 0
     self._jsonl = self._tb = None
     if not self.active:
       return
     storage.makedirs(workdir)
-    self._jsonl = storage.LineLog(storage.join(workdir, "metrics.jsonl"))
+    path = storage.join(workdir, "metrics.jsonl")
+    truncate_after(path, resume_step)
+    self._jsonl = storage.LineLog(path)
     if tensorboard:
       from tensorboardX import SummaryWriter  # pylint: disable=g-import-not-at-top  (gs:// needs google-cloud-storage)
-      self._tb = SummaryWriter(storage.join(workdir, "tensorboard"))
+      # purge_step hides the dead attempt's events after the resume step from TensorBoard.
+      self._tb = SummaryWriter(storage.join(workdir, "tensorboard"), purge_step=resume_step + 1)
 
   def write(self, step: int, scalars: Mapping[str, Any], prefix: str = "train") -> None:
     if not self.active:
       return
     values = {f"{prefix}/{k}": float(v) for k, v in scalars.items()}
-    self._jsonl.write(json.dumps({"step": int(step), "time": time.time(), **values}))
+    self._jsonl.write(storage.dumps_json({"step": int(step), "time": time.time(), **values}))
     if self._tb is not None:
       for key, value in values.items():
         self._tb.add_scalar(key, value, int(step))

@@ -161,7 +161,7 @@ def _is_writer() -> bool:
 
 def _write_json(path: str, value) -> None:
   if _is_writer():
-    storage.write_text(path, json.dumps(value, indent=2, default=str) + "\n")
+    storage.write_text(path, storage.dumps_json(value, indent=2) + "\n")
 
 
 def base_model(plan: Plan, sweep_dir: str, seed: int) -> str:

@@ -23,6 +23,8 @@ from tqdm import tqdm
 
 from inoc_jax import cli, config_lib
 from inoc_jax.checkpoint.preemption import StopSignals
+from inoc_jax.checkpoint.progress import (RunProgress, check_resume, data_fingerprint, finite_or_none,
+                                          resume_changes)
 from inoc_jax.checkpoint.resume import start_state
 from inoc_jax.checkpoint.run import RunCheckpoints
 from inoc_jax.data import pipeline
@@ -101,19 +103,21 @@ def fixed_batches(examples, rows: int, seq_len: int):
 @dataclasses.dataclass
 class RunSummary:
   steps: int
-  final_loss: float
-  first_loss: float
+  final_loss: float | None        # None: unknown (e.g. a checkpoint from before these counters)
+  first_loss: float | None        # loss of optimizer step 1, over every resumed segment
   heldout_loss: float | None
-  tokens_per_second: float
-  wall_seconds: float
+  tokens_per_second: float       # over every segment's timed steps
+  wall_seconds: float             # this invocation
   workdir: str
   eval_metrics: dict | None = None  # {eval prompt: metrics} when eval.at_end
   initial_eval_metrics: dict | None = None  # the same for the model before step 1, when eval.initial
 
   def line(self) -> str:
-    heldout = "n/a" if self.heldout_loss is None else f"{self.heldout_loss:.4f}"
-    return (f"Finished {self.steps} steps in {self.wall_seconds:.0f}s: train loss {self.first_loss:.4f} -> "
-            f"{self.final_loss:.4f}, held-out loss {heldout}, {self.tokens_per_second:.0f} tokens/s; "
+    def number(value):
+      return "n/a" if value is None else f"{value:.4f}"
+    return (f"Finished {self.steps} steps in {self.wall_seconds:.0f}s: train loss {number(self.first_loss)} -> "
+            f"{number(self.final_loss)}, held-out loss {number(self.heldout_loss)}, "
+            f"{self.tokens_per_second:.0f} tokens/s; "
             f"outputs in {self.workdir}")
 
 
@@ -128,8 +132,6 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> RunSu
   lora_config(config)  # validates the LoRA block before anything compiles
   mesh = make_mesh({k: config.mesh[k] for k in ("data", "fsdp", "tensor")}, num_slices=config.mesh.num_slices)
   storage.makedirs(workdir)
-  if jax.process_index() == 0:
-    storage.write_text(storage.join(workdir, "config.json"), config.to_json_best_effort(indent=2))
 
   encoder = make_encoder(config)
   if encoder.tokenizer.vocab_size > arch.vocab_size:
@@ -162,6 +164,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> RunSu
                       load_base=(lambda: pretrained.load(spec, mesh)) if pretrained else None,
                       base_name=config.model.checkpoint or "the seed")
   graphdef, state, shardings = start.graphdef, start.state, start.shardings
+  progress = record_start(config, workdir, start, data_fingerprint(train_examples))
+  checkpoints.progress = progress
   if start.data_iterator:
     iterator.set_state(start.data_iterator)
   log.info("model: %s; trainable %s of %s parameters", model_config.describe(arch),
@@ -174,7 +178,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> RunSu
   train_step = TrainStep(graphdef, tx, schedule, options, mesh, shardings)
   eval_step = EvalStep(graphdef, options, mesh, shardings)
   sharding = batch_sharding(mesh)
-  writer = MetricsWriter(workdir, tensorboard=config.train.tensorboard)
+  writer = MetricsWriter(workdir, tensorboard=config.train.tensorboard, resume_step=start.step)
   sampler_cache: dict = {}  # compiled decode loops, shared by this run's evaluations (one model shape)
 
   def evaluate(step: int, name: str = "") -> dict:
@@ -202,8 +206,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> RunSu
     return nll / max(count, 1.0)
 
   initial_metrics = initial_evaluation(config, workdir, start.step, lambda: evaluate(0, "initial"))
-  first_loss = final_loss = float("nan")
-  tokens_seen, loop_start = 0, None
+  tokens_seen, loop_start, earlier = 0, None, dataclasses.replace(progress)
   bar = tqdm(total=num_steps, initial=start.step, desc="train", unit="step", disable=jax.process_index() != 0,
              dynamic_ncols=True, mininterval=cli.progress_interval())
   stop = StopSignals()
@@ -226,8 +229,10 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> RunSu
         if not math.isfinite(loss):
           raise FloatingPointError(f"Loss became {loss} at step {step}; lower optim.lr or enable "
                                    "optim.grad_clip_norm.")
-        first_loss = loss if step == start.step else first_loss
-        final_loss = loss
+        progress.first_loss = loss if step == 0 else progress.first_loss
+        progress.last_loss = loss
+        progress.tokens = earlier.tokens + tokens_seen
+        progress.train_seconds = earlier.train_seconds + (time.time() - loop_start)
         throughput = tokens_seen / max(time.time() - loop_start, 1e-9)
         bar.set_postfix(loss=f"{loss:.4f}", tok_s=f"{throughput:.0f}", refresh=False)
         bar.update(1)
@@ -245,19 +250,47 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> RunSu
   final_heldout = heldout_loss()
   if final_heldout is not None:
     writer.write(num_steps, {"loss": final_heldout}, prefix="heldout")
-  elapsed = time.time() - (loop_start or start_time)
   eval_metrics = evaluate(num_steps) if config.eval.at_end else None
   writer.close()
-  summary = RunSummary(steps=num_steps, final_loss=final_loss, first_loss=first_loss, heldout_loss=final_heldout,
-                       tokens_per_second=tokens_seen / max(elapsed, 1e-9), wall_seconds=time.time() - start_time,
+  summary = RunSummary(steps=num_steps, final_loss=finite_or_none(progress.last_loss),
+                       first_loss=finite_or_none(progress.first_loss), heldout_loss=finite_or_none(final_heldout),
+                       tokens_per_second=progress.tokens_per_second(), wall_seconds=time.time() - start_time,
                        workdir=workdir, eval_metrics=eval_metrics, initial_eval_metrics=initial_metrics)
   if jax.process_index() == 0:
-    storage.write_text(storage.join(workdir, "summary.json"), json.dumps(dataclasses.asdict(summary), indent=2))
+    storage.write_text(storage.join(workdir, "summary.json"),
+                       storage.dumps_json(dataclasses.asdict(summary), indent=2))
     if initial_metrics and eval_metrics:
       table = comparison_table(config, initial_metrics, eval_metrics, num_steps)
       storage.write_text(storage.join(workdir, "eval", "comparison.txt"), table + "\n")
       print(table, flush=True)
   return summary
+
+
+def record_start(config: ml_collections.ConfigDict, workdir: str, start, fingerprint: str) -> RunProgress:
+  """Writes config.json for a fresh run; for a resumed one refuses changed data settings (or records them).
+
+  Returns the progress counters to continue from (the checkpoint's, or zeros).
+  """
+  config_path = storage.join(workdir, "config.json")
+  if start.step == 0:
+    if jax.process_index() == 0:
+      storage.write_text(config_path, config.to_json_best_effort(indent=2))
+    return RunProgress(data_fingerprint=fingerprint)
+  progress = RunProgress.from_json((start.saved_meta or {}).get("progress"))
+  current = json.loads(config.to_json_best_effort())
+  changes = resume_changes(start.saved_config or {}, current, progress.data_fingerprint, fingerprint)
+  allow = bool(config.checkpoint.get("allow_resume_changes", False))
+  check_resume(changes, start.step, allow)
+  if changes and jax.process_index() == 0:
+    log.warning("resuming at step %d with changed data settings (allowed): %s", start.step, "; ".join(changes))
+    record = json.dumps({"step": start.step, "time": time.time(), "changes": changes, "config": current})
+    log_file = storage.LineLog(storage.join(workdir, "resumes.jsonl"))
+    log_file.write(record)
+    log_file.close()
+  if jax.process_index() == 0 and not storage.exists(config_path):
+    storage.write_text(config_path, config.to_json_best_effort(indent=2))
+  progress.data_fingerprint = fingerprint
+  return progress
 
 
 def initial_evaluation(config: ml_collections.ConfigDict, workdir: str, start_step: int,

@@ -2,6 +2,7 @@
 restore onto other device counts. Each run is the real CLI in a subprocess."""
 
 import glob
+import json
 import os
 import random
 import re
@@ -64,6 +65,16 @@ def _wait_for_steps(proc, workdir, k):
     time.sleep(0.02)
 
 
+def _train_loss_steps(workdir) -> list[int]:
+  with open(os.path.join(workdir, "metrics.jsonl"), encoding="utf-8") as f:
+    return [row["step"] for row in map(json.loads, f) if "train/loss" in row]
+
+
+def _summary(workdir) -> dict:
+  with open(os.path.join(workdir, "summary.json"), encoding="utf-8") as f:
+    return json.loads(f.read(), parse_constant=lambda name: pytest.fail(f"summary.json holds {name}"))
+
+
 def _final_arrays(workdir, step=STEPS) -> dict[str, np.ndarray]:
   """{item/path: array} of one checkpoint step, read back without any target structure."""
   arrays = {}
@@ -105,6 +116,12 @@ def test_kill_9_at_a_random_step_then_restart_gives_bit_identical_params(uninter
   resumed = re.search(r"resumed from checkpoint step (\d+)", output)
   assert resumed and 0 < int(resumed.group(1)) < STEPS, (seed, kill_at, output[-2000:])
   _assert_bit_identical(_final_arrays(workdir), uninterrupted[1])
+  # One run, one record: each step logged once, the summary over both segments.
+  assert _train_loss_steps(workdir) == list(range(1, STEPS + 1))
+  assert _train_loss_steps(workdir) == _train_loss_steps(uninterrupted[0])
+  summary, reference = _summary(workdir), _summary(uninterrupted[0])
+  assert summary["first_loss"] == reference["first_loss"] and summary["final_loss"] == reference["final_loss"]
+  assert summary["tokens_per_second"] > 0
 
 
 @pytest.mark.slow
@@ -145,6 +162,36 @@ def test_truncated_latest_checkpoint_is_skipped_with_a_warning_and_training_redo
   assert "resumed from checkpoint step 21" in output
   assert os.listdir(os.path.join(workdir, "checkpoints-corrupt"))
   _assert_bit_identical(_final_arrays(workdir), uninterrupted[1])
+
+
+def test_rerunning_a_finished_run_keeps_its_summary_and_metrics(uninterrupted, tmp_path):
+  workdir = str(tmp_path / "run")
+  shutil.copytree(uninterrupted[0], workdir)
+  output = _run(workdir, log_name="rerun")
+  assert f"resumed from checkpoint step {STEPS}" in output
+  summary, reference = _summary(workdir), _summary(uninterrupted[0])
+  assert summary["first_loss"] is not None and summary["first_loss"] == reference["first_loss"]
+  assert summary["final_loss"] == reference["final_loss"]
+  assert _train_loss_steps(workdir) == list(range(1, STEPS + 1))
+
+
+def test_resume_with_changed_data_settings_is_refused_unless_allowed(uninterrupted, tmp_path):
+  workdir = str(tmp_path / "run")
+  shutil.copytree(uninterrupted[0], workdir)
+  config_before = open(os.path.join(workdir, "config.json")).read()
+  changed = [*ARGS, "--config.data.global_batch_size=4"]
+  proc = subprocess.run([sys.executable, "-m", "inoc_jax.train", *changed, f"--workdir={workdir}"], cwd=REPO,
+                        env=_env(), capture_output=True, text=True, timeout=600)
+  assert proc.returncode == 2, proc.stderr[-3000:]
+  error = proc.stderr.strip().splitlines()[-1]
+  assert error.startswith("error: ") and "data.global_batch_size 8 -> 4" in error, proc.stderr[-2000:]
+  assert "Traceback" not in proc.stderr
+  assert open(os.path.join(workdir, "config.json")).read() == config_before
+  _run(workdir, [*changed, "--config.checkpoint.allow_resume_changes=True"], log_name="allowed")
+  with open(os.path.join(workdir, "resumes.jsonl"), encoding="utf-8") as f:
+    record = json.loads(f.readline())
+  assert record["step"] == STEPS and "data.global_batch_size 8 -> 4" in record["changes"]
+  assert open(os.path.join(workdir, "config.json")).read() == config_before
 
 
 SAVE_ON_8 = """

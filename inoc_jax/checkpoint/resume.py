@@ -36,6 +36,8 @@ class StartState:
   shardings: TrainState
   step: int                       # optimizer steps already taken
   data_iterator: dict | None      # this process's iterator state to restore, None for a fresh run
+  saved_config: dict | None = None  # the checkpointed run's config (JSON), None for a fresh run
+  saved_meta: dict | None = None    # the checkpoint's meta (progress counters, model), None for a fresh run
 
 
 def run_meta(arch: ModelConfig, lora: LoraConfig | None, model_source: str) -> dict:
@@ -102,4 +104,5 @@ def start_state(spec: ModelSpec, tx: optax.GradientTransformation, mesh: Mesh, s
   state = TrainState(step=optimizer["step"], params=restored.params, frozen=frozen,
                      opt_state=optimizer["opt_state"], rng=optimizer["rng"])
   log.info("resumed from checkpoint step %d in %s", restored.step, checkpointer.directory)
-  return StartState(graphdef, state, shardings, restored.step, local_state(restored.data_iterator))
+  return StartState(graphdef, state, shardings, restored.step, local_state(restored.data_iterator),
+                    saved_config=restored.config, saved_meta=restored.meta)

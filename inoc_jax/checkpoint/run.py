@@ -20,6 +20,7 @@ import ml_collections
 from inoc_jax.checkpoint.iterator_state import gather_states
 from inoc_jax.checkpoint.manager import Checkpointer
 from inoc_jax.checkpoint.preemption import StopSignals, TrainingInterrupted, resume_command
+from inoc_jax.checkpoint.progress import RunProgress
 from inoc_jax.checkpoint.resume import run_meta
 from inoc_jax.errors import ConfigError
 from inoc_jax.model.config import ModelConfig
@@ -53,11 +54,12 @@ class RunCheckpoints:
                                        save_frozen=config.checkpoint.save_frozen)
     self._config = json.loads(config.to_json_best_effort())
     self._meta = run_meta(arch, lora, config.model.checkpoint)
+    self.progress = RunProgress()  # the trainer keeps it current; every save records it in `meta`
 
   def save(self, step: int, state, iterator) -> None:
     if self.checkpointer is not None:
       self.checkpointer.save(step, state, data_iterator=gather_states(iterator.get_state()), config=self._config,
-                             run_meta=self._meta)
+                             run_meta={**self._meta, "progress": self.progress.to_json()})
 
   def after_step(self, step: int, num_steps: int, state, iterator, stop: StopSignals) -> None:
     """Call after optimizer step `step` (1-based) completed."""

@@ -204,7 +204,7 @@ def evaluate_params(config: ml_collections.ConfigDict, graphdef: nnx.GraphDef, *
               "results": results}
   if jax.process_index() == 0:
     storage.makedirs(workdir)
-    storage.write_text(storage.join(workdir, "results.json"), json.dumps(document, indent=1, default=str))
+    storage.write_text(storage.join(workdir, "results.json"), storage.dumps_json(document, indent=1))
     if print_table:
       at_step = f" @ step {step}" if step is not None else ""
       print(format_table(config.setting, summary, HEADLINE_METRICS.get(config.setting, ()),

@@ -13,11 +13,36 @@ flushes loses at most that many seconds of metrics, never the checkpoints.
 
 from __future__ import annotations
 
+import json
+import math
+import numbers
 import os
 import posixpath
 import time
+from typing import Any
 
 from inoc_jax.errors import ConfigError
+
+
+def json_safe(value: Any) -> Any:
+  """`value` with every NaN or infinite float replaced by None (JSON has neither; `json.dumps` writes bare NaN)."""
+  if isinstance(value, bool) or value is None:
+    return value
+  if isinstance(value, numbers.Integral):  # numpy integers too
+    return int(value)
+  if isinstance(value, numbers.Real):      # numpy floats too
+    value = float(value)
+    return value if math.isfinite(value) else None
+  if isinstance(value, dict):
+    return {k: json_safe(v) for k, v in value.items()}
+  if isinstance(value, (list, tuple)):
+    return [json_safe(v) for v in value]
+  return value
+
+
+def dumps_json(value: Any, **kwargs) -> str:
+  """Strict JSON text of `value` (non-finite numbers as null, other objects as str)."""
+  return json.dumps(json_safe(value), allow_nan=False, default=str, **kwargs)
 
 
 def is_remote(path: str) -> bool:
