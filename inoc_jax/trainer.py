@@ -37,6 +37,7 @@ from inoc_jax.model.lora import LoraConfig, parse_targets
 from inoc_jax.model.merge import merge_lora_sharded
 from inoc_jax.model.transformer import Transformer
 from inoc_jax.runtime import storage
+from inoc_jax.runtime.workdir_lock import WorkdirLock
 from inoc_jax.sharding import rules
 from inoc_jax.sharding.mesh import batch_sharding, make_mesh
 from inoc_jax.training.masking import supervised_token_counts
@@ -122,16 +123,22 @@ class RunSummary:
 
 
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> RunSummary:
+  """The whole run in `workdir` (created; locked against a second run for as long as this one lives)."""
   start_time = time.time()
   workdir = storage.resolve(workdir)
   config_lib.validate(config, jax.device_count())
+  storage.make_workdir(workdir)
+  with WorkdirLock(workdir, enabled=jax.process_index() == 0):
+    return _train_and_evaluate(config, workdir, start_time)
+
+
+def _train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, start_time: float) -> RunSummary:
   pretrained = open_pretrained(config.model.checkpoint) if config.model.checkpoint else None
   arch = pretrained.model_config if pretrained else model_config.get_preset(config.model.preset)
   if pretrained:
     log.info("model: architecture from %s (model.preset %r ignored)", pretrained.source.path, config.model.preset)
   lora_config(config)  # validates the LoRA block before anything compiles
   mesh = make_mesh({k: config.mesh[k] for k in ("data", "fsdp", "tensor")}, num_slices=config.mesh.num_slices)
-  storage.makedirs(workdir)
 
   encoder = make_encoder(config)
   if encoder.tokenizer.vocab_size > arch.vocab_size:

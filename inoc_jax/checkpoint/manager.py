@@ -108,7 +108,12 @@ class Checkpointer:
     options = ocp.CheckpointManagerOptions(
         max_to_keep=self._keep, create=not self.read_only, read_only=self.read_only,
         enable_async_checkpointing=self._async and not self.read_only, cleanup_tmp_directories=not self.read_only)
-    return ocp.CheckpointManager(self.directory, options=options, item_handlers=_handlers())
+    try:
+      return ocp.CheckpointManager(self.directory, options=options, item_handlers=_handlers())
+    except OSError as e:
+      raise CheckpointError(f"Cannot use the checkpoint folder {self.directory} ({e.strerror or e}); set "
+                            "--config.checkpoint.dir to a writable folder (or leave it empty for "
+                            "<workdir>/checkpoints).") from None
 
   # -- saving ----------------------------------------------------------------
   def save(self, step: int, state, *, data_iterator: dict | None, config: dict, run_meta: dict) -> None:

@@ -81,6 +81,19 @@ def resolve_if_local(source: str) -> str:
   return resolve(source) if os.path.exists(os.path.expanduser(_local(source))) else source
 
 
+def make_workdir(path: str) -> None:
+  """Creates a run folder, or raises ConfigError naming the problem (a file there, no permission, read-only)."""
+  try:
+    makedirs(path)
+  except FileExistsError:
+    raise ConfigError(f"The workdir {path} is a file, not a folder; pass another --workdir.") from None
+  except OSError as e:
+    raise ConfigError(f"Cannot create the workdir {path} ({e.strerror or e}); pass a writable folder with "
+                      "--workdir.") from None
+  if not is_remote(path) and not os.access(_local(path), os.W_OK | os.X_OK):
+    raise ConfigError(f"The workdir {path} is not writable; pass a writable folder with --workdir.")
+
+
 def join(base: str, *parts: str) -> str:
   return posixpath.join(base, *parts) if is_remote(base) else os.path.join(_local(base), *parts)
 
