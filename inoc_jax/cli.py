@@ -109,6 +109,14 @@ def friendly(main, *, distributed: bool = True):
         print(f"error: {e}", file=sys.stderr)
         _exit_now(2)
       _fail(str(e))
+    except OSError as e:  # the machine's fault, not the program's: disk full, permissions, a vanished folder
+      where = f" at {e.filename}" if e.filename else ""
+      message = (f"{e.strerror or e}{where}; check free disk space, permissions and the paths in the config, "
+                 "then rerun the same command (a run resumes from its last checkpoint).")
+      if _in_multiprocess_job():
+        print(f"error: {message}", file=sys.stderr)
+        _exit_now(2)
+      _fail(message)
     except KeyboardInterrupt:
       print("interrupted", file=sys.stderr)
       if _in_multiprocess_job():

@@ -170,6 +170,19 @@ def test_unknown_tensors_are_refused(tmp_path):
     open_pretrained(path).load_model()
 
 
+@pytest.mark.parametrize("damage", ["empty", "header_only", "half", "text"])
+def test_damaged_safetensors_is_a_clear_error(tmp_path, damage):
+  path = _copy_fixture(tmp_path, "smollm2")
+  weights = os.path.join(path, "model.safetensors")
+  data = open(weights, "rb").read()
+  cut = {"empty": b"", "header_only": data[:8 + int.from_bytes(data[:8], "little")], "half": data[:len(data) // 2],
+         "text": b"<html>rate limited</html>"}[damage]
+  open(weights, "wb").write(cut)
+  with pytest.raises(CheckpointError, match=r"model.safetensors is not a readable safetensors file .*copy or "
+                                            r"download it again"):
+    open_pretrained(path).load_model()
+
+
 def test_non_gguf_file_is_a_clear_error(tmp_path):
   bad = tmp_path / "broken.gguf"
   bad.write_bytes(b"not a gguf file at all")

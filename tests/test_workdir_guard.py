@@ -1,6 +1,7 @@
 """A workdir holds one run at a time, and an unusable workdir is one sentence, not a traceback."""
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -96,3 +97,41 @@ def test_unusable_checkpoint_dir_is_one_sentence(tmp_path):
   message = _one_sentence(_train(*TINY, "--config.train.num_steps=1", f"--workdir={tmp_path / 'run'}",
                                  f"--config.checkpoint.dir={blocker}/checkpoints"))
   assert "checkpoint" in message.lower() and str(blocker) in message
+
+
+FULL_DISK_SCRIPT = """
+set -e
+mount -t tmpfs -o size=2M tmpfs "$DISK"
+set +e
+"$PY" -m inoc_jax.train $ARGS --workdir="$DISK/run" > "$OUT/full.log" 2>&1
+echo $? > "$OUT/full.rc"
+ls -a "$DISK/run/checkpoints" > "$OUT/after_full.txt"
+mount -o remount,size=32M "$DISK"
+"$PY" -m inoc_jax.train $ARGS --workdir="$DISK/run" > "$OUT/resumed.log" 2>&1
+echo $? > "$OUT/resumed.rc"
+ls -a "$DISK/run/checkpoints" > "$OUT/after_resume.txt"
+"""
+
+
+@pytest.mark.skipif(os.geteuid() != 0 or not shutil.which("unshare"),
+                    reason="needs root and unshare to mount a small private tmpfs")
+def test_full_disk_stops_cleanly_keeps_the_last_checkpoint_and_resumes(tmp_path):
+  disk, out = tmp_path / "disk", tmp_path / "out"
+  disk.mkdir()
+  out.mkdir()
+  args = " ".join([*TINY, "--config.train.num_steps=4", "--config.checkpoint.save_every=1",
+                   "--config.checkpoint.async_save=True"])
+  env = dict(_env(), DISK=str(disk), OUT=str(out), PY=sys.executable, ARGS=args)
+  subprocess.run(["unshare", "-m", "--propagation", "private", "sh", "-c", FULL_DISK_SCRIPT], cwd=REPO, env=env,
+                 check=True, timeout=600)
+  log = (out / "full.log").read_text()
+  assert (out / "full.rc").read_text().strip() == "2", log[-3000:]
+  assert "Traceback" not in log and "Exception ignored" not in log, log[-3000:]
+  assert log.strip().splitlines()[-1].startswith("error: Training stopped: the disk holding "), log[-2000:]
+  assert "the last good checkpoint is step 1" in log
+  left = (out / "after_full.txt").read_text().split()
+  assert "1" in left and not [name for name in left if "tmp" in name], left
+  resumed = (out / "resumed.log").read_text()
+  assert (out / "resumed.rc").read_text().strip() == "0", resumed[-3000:]
+  assert "resumed from checkpoint step 1" in resumed
+  assert "4" in (out / "after_resume.txt").read_text().split()

@@ -20,7 +20,9 @@ reported, moved aside to `<dir>-corrupt/`, and the previous one is used.
 from __future__ import annotations
 
 import dataclasses
+import errno
 import logging
+import shutil
 import time
 from typing import Any
 
@@ -37,6 +39,31 @@ log = logging.getLogger("inoc_jax")
 FORMAT_VERSION = 1
 ARRAY_ITEMS = ("params", "frozen", "optimizer")
 JSON_ITEMS = ("data_iterator", "config", "meta")
+
+
+TMP_SUFFIX = ".orbax-checkpoint-tmp"
+
+
+class _QuietOrbaxErrors(logging.Filter):
+  """Drops Orbax's background-thread error logs (tracebacks, one per thread); `Checkpointer` re-raises the
+  same failure in the main thread as one sentence."""
+
+  def filter(self, record: logging.LogRecord) -> bool:
+    return not (record.levelno >= logging.ERROR and "orbax" in record.pathname)
+
+
+def _short(error: BaseException, limit: int = 160) -> str:
+  """The first line of an error message, cut to `limit` characters (TensorStore errors run to pages)."""
+  text = " ".join(str(error).split())
+  return (text[:limit] + "...") if len(text) > limit else (text or type(error).__name__)
+
+
+def _disk_full(error: BaseException) -> bool:
+  return getattr(error, "errno", None) in (errno.ENOSPC, errno.EDQUOT) or any(
+      marker in str(error) for marker in ("No space left on device", "Disk quota exceeded"))
+
+
+_QUIET = _QuietOrbaxErrors()
 
 
 class IncompatibleCheckpoint(CheckpointError):
@@ -102,6 +129,8 @@ class Checkpointer:
     self.save_frozen = save_frozen
     self.read_only = read_only
     self._keep, self._async = keep, async_save
+    self._failed = False
+    logging.getLogger("absl").addFilter(_QUIET)
     self._manager = self._open()
 
   def _open(self) -> ocp.CheckpointManager:
@@ -128,6 +157,7 @@ class Checkpointer:
     if self.save_frozen:
       arrays["frozen"] = tree_codec.to_nested(state.frozen)
     arrays = {name: tree for name, tree in arrays.items() if jax.tree_util.tree_leaves(tree)}
+    self._check_free_space(sum(leaf.nbytes for leaf in jax.tree_util.tree_leaves(arrays)))
     meta = dict(run_meta, format_version=FORMAT_VERSION, step=int(step), saved_at=time.time(),
                 items=sorted(arrays), process_count=jax.process_count(),
                 checksums={name: tree_codec.checksums(tree) for name, tree in arrays.items()},
@@ -137,15 +167,51 @@ class Checkpointer:
     args["meta"] = ocp.args.JsonSave(meta)
     args["config"] = ocp.args.JsonSave(config)
     args["data_iterator"] = ocp.args.JsonSave(data_iterator or {})
-    self._manager.save(step, args=ocp.args.Composite(**args), force=True)
+    try:
+      self._manager.save(step, args=ocp.args.Composite(**args), force=True)
+    except Exception as e:  # pylint: disable=broad-except  (also the previous async save's failure)
+      raise self._save_failed(e) from None
     log.info("checkpoint: saving step %d to %s%s", step, self.directory, " (async)" if self._async else "")
 
   def wait(self) -> None:
-    self._manager.wait_until_finished()
+    try:
+      self._manager.wait_until_finished()
+    except Exception as e:  # pylint: disable=broad-except
+      raise self._save_failed(e) from None
 
   def close(self) -> None:
-    self._manager.wait_until_finished()
-    self._manager.close()
+    if not self._failed:
+      self.wait()
+    try:
+      self._manager.close()
+    except Exception:  # pylint: disable=broad-except  (already reported by wait)
+      if not self._failed:
+        raise
+
+  def _check_free_space(self, needed: int) -> None:
+    """Refuses a save that cannot fit on a local disk before Orbax starts it (a save that dies half-way leaves
+    TensorStore callbacks failing noisily in the background)."""
+    if storage.is_remote(str(self.directory)):
+      return
+    self.wait()  # the previous save's bytes are on disk (or its failure is reported)
+    free = shutil.disk_usage(self.directory).free
+    if free < needed * 1.1 + 2**18:  # + Orbax metadata
+      raise self._save_failed(OSError(errno.ENOSPC, f"{free} bytes free, a checkpoint needs about {needed}"))
+
+  def _save_failed(self, error: BaseException) -> CheckpointError:
+    """Removes the half-written step and says, in one sentence, what failed and what is still there."""
+    self._failed = True
+    for partial in self.directory.glob(f"*{TMP_SUFFIX}*"):
+      try:
+        partial.rmtree() if partial.is_dir() else partial.unlink()
+      except Exception:  # pylint: disable=broad-except
+        log.warning("could not remove the partial checkpoint %s", partial)
+    good = sorted(int(p.name) for p in self.directory.iterdir() if p.name.isdigit())
+    kept = f"the last good checkpoint is step {good[-1]}" if good else "no checkpoint was saved yet"
+    problem = (f"the disk holding {self.directory} is full" if _disk_full(error)
+               else f"saving a checkpoint to {self.directory} failed ({_short(error)})")
+    fix = "free space (or set --config.checkpoint.dir elsewhere)" if _disk_full(error) else "fix that"
+    return CheckpointError(f"Training stopped: {problem}; {kept}, so {fix} and rerun the same command to resume.")
 
   # -- reading ---------------------------------------------------------------
   def steps(self) -> list[int]:
@@ -193,7 +259,7 @@ class Checkpointer:
       except IncompatibleCheckpoint:
         raise  # a configuration problem, not damage: never skip or move good checkpoints
       except Exception as e:  # pylint: disable=broad-except  (any unreadable step falls back)
-        reason = " ".join(str(e).split())[:600]
+        reason = _short(e)
         log.warning("checkpoint step %d in %s is unreadable (%s: %s); falling back to the previous one",
                     step, self.directory, type(e).__name__, reason)
         broken.append(step)

@@ -48,12 +48,23 @@ def _weight_files(folder: str) -> dict[str, str]:
     hint = " (only PyTorch .bin weights: convert them to safetensors)" if glob.glob(
         os.path.join(folder, "*.bin")) else ""
     raise CheckpointError(f"{folder!r} has no *.safetensors weights{hint}.")
-  from safetensors import safe_open  # pylint: disable=g-import-not-at-top
   names = {}
   for file in files:
-    with safe_open(file, framework="numpy") as f:
-      names.update({name: file for name in f.keys()})
+    handle = open_safetensors(file)
+    names.update({name: file for name in handle.keys()})
+    handle.__exit__(None, None, None)
   return names
+
+
+def open_safetensors(file: str):
+  """An entered `safe_open` handle, or CheckpointError for an empty, truncated or foreign file."""
+  from safetensors import safe_open  # pylint: disable=g-import-not-at-top
+  try:
+    return safe_open(file, framework="numpy").__enter__()
+  except Exception as e:  # pylint: disable=broad-except  (SafetensorError, OSError: the file's fault either way)
+    reason = " ".join(str(e).split())[:160] or type(e).__name__
+    raise CheckpointError(f"{file} is not a readable safetensors file ({reason}); it is empty, truncated or not "
+                          "safetensors: copy or download it again.") from None
 
 
 class SafetensorsSource:
@@ -77,8 +88,7 @@ class SafetensorsSource:
 
   def _handle(self, file: str):
     if file not in self._handles:
-      from safetensors import safe_open  # pylint: disable=g-import-not-at-top
-      self._handles[file] = safe_open(file, framework="numpy").__enter__()
+      self._handles[file] = open_safetensors(file)
     return self._handles[file]
 
   def names(self) -> list[str]:
