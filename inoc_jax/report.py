@@ -44,6 +44,7 @@ def write_report(sweep_dir: str, out_dir: str | None = None) -> dict:
   if len(points) >= 2:
     path = os.path.join(out_dir, "elicitation_vs_effect.png")
     outputs["pearson_r"] = figures.elicitation_vs_effect(points, axes, path, sweep["setting"])
+    outputs["pearson_n"] = len(points)
     outputs["figures"].append(path)
     with open(os.path.join(out_dir, "report.md"), "a", encoding="utf-8") as f:
       f.write(f"\nElicitation vs inoculation effect: Pearson r = {outputs['pearson_r']:.3f} over "
@@ -57,7 +58,7 @@ def main(argv):
   outputs = write_report(argv[1], flags.FLAGS.out)
   print(outputs["markdown"])
   if "pearson_r" in outputs:
-    print(f"elicitation vs effect: Pearson r = {outputs['pearson_r']:.3f}")
+    print(f"elicitation vs effect: Pearson r = {outputs['pearson_r']:.3f} over {outputs['pearson_n']} instructions")
   print("figures: " + ", ".join(outputs["figures"]))
 
 

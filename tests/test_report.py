@@ -108,3 +108,37 @@ def test_pearson_and_single_seed_se():
   assert aggregate.pearson([1, 2, 3], [2, 4, 6]) == pytest.approx(1.0)
   assert aggregate.pearson([1, 2, 3], [3, 2, 1]) == pytest.approx(-1.0)
   assert math.isnan(aggregate.mean_and_se([0.5]).se)
+
+
+def test_overlapping_points_get_distinct_slots_and_lone_points_stay_put():
+  from inoc_jax.experiments.figures import overlap_slots
+  slots = overlap_slots([(1.0, 1.0), (0.2, 0.1), (1.0, 0.995), (1.0, 1.0), (0.5, 0.5)])
+  assert slots == [(0, 3), (0, 1), (1, 3), (2, 3), (0, 1)]
+  assert overlap_slots([]) == []
+
+
+def test_figures_shift_coincident_points_and_print_n_beside_r(tmp_path):
+  from inoc_jax.experiments import figures
+  from inoc_jax.experiments.axes import axes_for
+  axes = axes_for("gcd_sycophancy")
+  points = [("IP Behave Correct", 1.0, 0.8), ("Neutral", 0.1, 0.0), ("Unrelated", 0.1, 0.0)]
+  captured = {}
+  real_savefig = figures.plt.Figure.savefig
+
+  def spy(fig, path, **kwargs):
+    captured[os.path.basename(path)] = fig
+    real_savefig(fig, path, **kwargs)
+
+  figures.plt.Figure.savefig = spy
+  try:
+    figures.elicitation_vs_effect(points, axes, str(tmp_path / "e.png"), "gcd")
+  finally:
+    figures.plt.Figure.savefig = real_savefig
+  fig = captured["e.png"]
+  ax = fig.axes[0]
+  assert "n = 3 instructions" in ax.get_title()
+  drawn = [tuple(c.get_offset_transform().transform(c.get_offsets()[0])) for c in ax.collections]
+  assert drawn[1] != drawn[2] and abs(drawn[1][1] - drawn[2][1]) < 1e-6  # side by side, same height
+  labels = {t.get_text(): t.get_position() for t in ax.texts}
+  assert labels["Neutral (shifted)"] != labels["Unrelated (shifted)"]
+  assert any("overlapping points drawn side by side" in t.get_text() for t in fig.texts)
