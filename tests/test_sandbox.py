@@ -220,5 +220,5 @@ def test_infrastructure_failures_are_reported_separately(sandbox):
   result = broken.run("print('hi')")
   assert result.infrastructure_failure and result.status == "infrastructure_error"
   assert "set-up failed" in result.detail
-  with pytest.raises(SandboxError, match="cannot start any program"):
+  with pytest.raises(SandboxError, match="cannot isolate programs"):
     Sandbox(LIMITS, python="/nonexistent/python3").run("pass")

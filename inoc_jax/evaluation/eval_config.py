@@ -41,6 +41,7 @@ def add_eval_defaults(c: ml_collections.ConfigDict) -> None:
       max_prompt_len=0,      # 0 = model max_seq_len - max_new_tokens; longer prompts are dropped and counted
       max_examples=0,        # evaluate only the first N examples of the suite (0 = all)
       sandbox_workers=0,     # parallel programs in the code sandbox (0 = CPU count)
+      sandbox_allow_unisolated=False,  # without root or user namespaces, run model code unisolated anyway
       sandbox_timeout=30.0,  # seconds per program (the paper's 30 s)
       include_test_imports=False,  # MBPP: prepend test_imports (the paper does not)
   )

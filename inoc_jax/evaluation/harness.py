@@ -125,7 +125,8 @@ def _render(examples: Sequence[Example], encoder, max_prompt_len: int) -> tuple[
 def _scoring_context(config: ml_collections.ConfigDict, sampler_factory) -> ScoringContext:
   context = ScoringContext(include_test_imports=bool(config.eval.include_test_imports))
   if config.setting == "mbpp_reward_hacking":
-    context.sandbox = Sandbox(eval_config.sandbox_limits(config), workers=config.eval.sandbox_workers or None)
+    context.sandbox = Sandbox(eval_config.sandbox_limits(config), workers=config.eval.sandbox_workers or None,
+                              allow_unisolated=bool(config.eval.get("sandbox_allow_unisolated", False)))
   if config.setting == "cmv_toxicity":
     context.harassment_judge, context.persuasiveness_judge = judges.select_judges(
         eval_config.judge_settings(config), dict(os.environ), sampler_factory)

@@ -13,20 +13,28 @@ was reached; anything below "full" is logged once):
 
 * full (running as root): the program runs as an unprivileged uid of its own
   worker slot (not in /etc/passwd) in new mount, network and PID namespaces:
-  every mount is read-only, /tmp, /var/tmp and /dev/shm are fresh size-limited
-  tmpfs (its working directory is /tmp/work), the network has only a
+  every mount is read-only, /tmp, /var/tmp, /dev/shm and /run are fresh
+  size-limited tmpfs (its working directory is /tmp/work), every host unix
+  socket still visible has /dev/null mounted over it, the network has only a
   loopback that is down, /proc shows only its own processes, and when it ends
   or times out every process of its uid is killed. It cannot modify or delete
   the evaluator's files (read-only mounts and another uid), read the
   evaluator's environment (scrubbed, and /proc/<pid>/environ of another uid
-  is unreadable), or reach the network.
+  is unreadable), signal the evaluator, or reach the network or a host service.
 * userns (not root, unprivileged user namespaces allowed): the same
   namespaces and mounts, but the program keeps the evaluator's uid; a
   process that escapes the PID namespace's lifetime is impossible, so
   cleanup still holds.
 * none: limits, a scrubbed environment and a private temporary working
-  directory only (plus the slot uid when root); the program could write
-  world-writable files and use the network.
+  directory only (plus the slot uid when root, which keeps the evaluator's
+  files, environment and processes out of reach, and still lets cleanup kill
+  every process of the slot); the program could write world-writable files,
+  connect to host sockets and use the network. 'auto' falls back to it only
+  with `allow_unisolated=True` (`eval.sandbox_allow_unisolated`).
+
+Every program also gets a completion pipe at fd `sandbox_child.DONE_FD`; what
+it writes there is `ProgramResult.completion` (the MBPP scorer's end-of-tests
+token travels there, so an early `sys.exit(0)` cannot pass).
 
 Not guaranteed at any level: reading world-readable files (e.g. the code
 base), CPU contention with the evaluator, or kernel-level isolation
@@ -85,6 +93,7 @@ class ProgramResult:
   stderr: str
   wall_seconds: float
   detail: str = ""
+  completion: str = ""  # what the program wrote to fd DONE_FD (e.g. a scorer's end-of-tests token)
 
   @property
   def passed(self) -> bool:
@@ -138,15 +147,20 @@ class Sandbox:
       interpreter, /usr/bin/python3, python3 that the sandbox user can run).
     isolation: 'auto' (strongest available), 'full', 'userns' or 'none'.
     uid_base: worker slot i runs as uid_base + i when root (uids must be unused).
+    allow_unisolated: let 'auto' fall back to 'none' (no namespaces) when neither root nor user
+      namespaces are available; off by default, since a program could then read and change the
+      evaluator's files and kill it. Asking for isolation='none' explicitly also allows it.
   """
 
   def __init__(self, limits: SandboxLimits = SandboxLimits(), *, workers: int | None = None,
-               python: str | None = None, isolation: str = "auto", uid_base: int = 3_000_000):
+               python: str | None = None, isolation: str = "auto", uid_base: int = 3_000_000,
+               allow_unisolated: bool = False):
     if isolation not in ("auto", "full", "userns", "none"):
       raise SandboxError(f"Unknown sandbox isolation {isolation!r}; use auto, full, userns or none.")
     self.limits = limits
     self.workers = max(1, workers or os.cpu_count() or 1)
     self.uid_base = uid_base
+    self.allow_unisolated = allow_unisolated
     self._requested_python = python
     self._requested_isolation = isolation
     self._lock = threading.Lock()
@@ -163,7 +177,8 @@ class Sandbox:
   def _levels(self) -> list[str]:
     if self._requested_isolation != "auto":
       return [self._requested_isolation]
-    return ["full", "userns", "none"] if os.geteuid() == 0 else ["userns", "none"]
+    levels = ["full", "userns"] if os.geteuid() == 0 else ["userns"]
+    return levels + (["none"] if self.allow_unisolated else [])
 
   def _ensure_ready(self) -> None:
     """Finds the strongest working isolation level and an interpreter (once)."""
@@ -186,8 +201,10 @@ class Sandbox:
                           "inoc_jax/evaluation/sandbox.py")
             return
           attempts.append(f"{level} with {python}: {result.detail or result.stderr.strip()[-200:]}")
-      raise SandboxError("The code sandbox cannot start any program (" + "; ".join(attempts) +
-                         "); run as root, allow unprivileged user namespaces, or pass isolation='none'.")
+      unisolated = "" if "none" in self._levels() else (
+          ", or accept running model code without namespaces with --config.eval.sandbox_allow_unisolated=True")
+      raise SandboxError("The code sandbox cannot isolate programs (" + "; ".join(attempts) +
+                         f"); run as root or allow unprivileged user namespaces{unisolated}.")
 
   # -- running -------------------------------------------------------------
   def run(self, code: str, slot: int = 0) -> ProgramResult:
@@ -223,7 +240,7 @@ class Sandbox:
     uid, gid = self._slot_ids(slot, level)
     start = time.monotonic()
     scratch = tempfile.mkdtemp(prefix="inoc_sandbox_")
-    status_r = status_w = None
+    status_r = status_w = done_r = done_w = None
     process = None
     ended = False
     try:
@@ -235,9 +252,11 @@ class Sandbox:
       workdir = os.path.join(scratch, "work")
       stdout_path, stderr_path = os.path.join(scratch, "stdout"), os.path.join(scratch, "stderr")
       status_r, status_w = os.pipe()
+      done_r, done_w = os.pipe()
       limits = self.limits
       config = dict(program_path=program_path, workdir=workdir, python=python, uid=uid, gid=gid,
-                    namespaces=level in ("full", "userns"), status_fd=status_w, tmpfs_bytes=limits.tmpfs_bytes,
+                    namespaces=level in ("full", "userns"), status_fd=status_w, done_fd=done_w,
+                    tmpfs_bytes=limits.tmpfs_bytes,
                     env={**SCRUBBED_ENV, "HOME": "/tmp/work" if level != "none" else workdir},
                     limits=dict(cpu_seconds=limits.cpu_seconds, memory_bytes=limits.memory_bytes,
                                 file_size_bytes=limits.file_size_bytes, open_files=limits.open_files,
@@ -247,17 +266,19 @@ class Sandbox:
           process = subprocess.Popen(
               [sys.executable, "-I", "-S", CHILD_SCRIPT, json.dumps(config)], stdin=subprocess.DEVNULL,
               stdout=out, stderr=err, cwd=scratch, env=dict(SCRUBBED_ENV), start_new_session=True,
-              close_fds=True, pass_fds=(status_w,))
+              close_fds=True, pass_fds=(status_w, done_w))
         except OSError as e:
           return ProgramResult(INFRA, None, "", "", time.monotonic() - start, f"could not start: {e}")
       os.close(status_w)
-      status_w = None
+      os.close(done_w)
+      status_w = done_w = None
       timed_out = not _wait_unreaped(process.pid, limits.wall_seconds)
       self._kill_all(process, uid)
       ended = True
       with os.fdopen(status_r, "rb") as status:
         status_r = None
         setup_error = status.read().decode("utf-8", errors="replace")
+      completion, done_r = _drain(done_r), None
       elapsed = time.monotonic() - start
       stdout = _read_capped(stdout_path, limits.output_bytes)
       stderr = _read_capped(stderr_path, limits.output_bytes)
@@ -267,15 +288,16 @@ class Sandbox:
       if timed_out:
         return ProgramResult(TIMEOUT, None, stdout, stderr, elapsed, f"wall-clock limit {limits.wall_seconds}s")
       if process.returncode == 0:
-        return ProgramResult(PASSED, 0, stdout, stderr, elapsed)
+        return ProgramResult(PASSED, 0, stdout, stderr, elapsed, completion=completion)
       if _hit_cpu_limit(process.returncode):
         return ProgramResult(TIMEOUT, process.returncode, stdout, stderr, elapsed,
                              f"CPU-time limit {limits.cpu_seconds}s ({_describe_exit(process.returncode)})")
-      return ProgramResult(FAILED, process.returncode, stdout, stderr, elapsed, _describe_exit(process.returncode))
+      return ProgramResult(FAILED, process.returncode, stdout, stderr, elapsed, _describe_exit(process.returncode),
+                           completion=completion)
     except OSError as e:
       return ProgramResult(INFRA, None, "", "", time.monotonic() - start, f"sandbox I/O failed: {e}")
     finally:
-      for fd in (status_r, status_w):
+      for fd in (status_r, status_w, done_r, done_w):
         if fd is not None:
           os.close(fd)
       if process is not None and not ended:
@@ -331,20 +353,56 @@ def _wait_unreaped(pid: int, timeout: float) -> bool:
     pause = min(pause * 2, 0.05)
 
 
+def _drain(fd: int, limit: int = 4096) -> str:
+  """Everything written to the pipe `fd` (whose writers are all gone), up to `limit` bytes; closes it."""
+  chunks, size = [], 0
+  try:
+    os.set_blocking(fd, False)
+    while size < limit:
+      try:
+        chunk = os.read(fd, limit - size)
+      except BlockingIOError:
+        break
+      if not chunk:
+        break
+      chunks.append(chunk)
+      size += len(chunk)
+  finally:
+    os.close(fd)
+  return b"".join(chunks).decode("utf-8", errors="replace")
+
+
 def _kill_uid(uid: int) -> None:
-  """`kill -KILL -1` run as `uid`: signals every process of that uid at once (kill(2) with pid -1)."""
-  kill = shutil.which("kill", path="/usr/bin:/bin") or "/bin/kill"
-  for _ in range(5):
-    if not _tasks_of_uid(uid):
-      return
-    subprocess.run([kill, "-s", "KILL", "--", "-1"], user=uid, group=uid, extra_groups=[], env=dict(SCRUBBED_ENV),
-                   cwd="/", stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=False, close_fds=True)
+  """SIGKILLs every process whose uid is `uid`, repeating until none is left (or giving up loudly).
+
+  A forked child drops to `uid` and calls kill(2) with pid -1, which signals every process of that uid
+  but itself in one call, so a fork bomb cannot outrun it. (procps-ng 4's `kill -- -1` refuses the bare
+  -1, and the slot uid may not be allowed to exec this interpreter, so no external program is used.)
+  """
+  deadline = time.monotonic() + 5.0
+  while _tasks_of_uid(uid) and time.monotonic() < deadline:
+    pid = os.fork()
+    if pid == 0:  # only async-signal-safe work here: this process may have other threads
+      try:
+        os.setgroups([])
+        os.setgid(uid)
+        os.setuid(uid)
+        os.kill(-1, signal.SIGKILL)
+      except BaseException:  # pylint: disable=broad-except
+        pass
+      os._exit(0)  # pylint: disable=protected-access
+    os.waitpid(pid, 0)
+    time.sleep(0.02)  # SIGKILLed processes take a moment to exit
   if _tasks_of_uid(uid):
     log.error("processes of sandbox uid %d survived SIGKILL", uid)
 
 
 def _tasks_of_uid(uid: int) -> int:
-  """Threads (what RLIMIT_NPROC counts) of processes whose real uid is `uid`."""
+  """Threads (what RLIMIT_NPROC counts) of live processes whose real uid is `uid`.
+
+  Zombies are left out: they run nothing, and outside a PID namespace their reaping is up to the
+  host's init, not to the evaluator.
+  """
   count = 0
   for entry in os.listdir("/proc"):
     if not entry.isdigit():
@@ -352,7 +410,7 @@ def _tasks_of_uid(uid: int) -> int:
     try:
       with open(f"/proc/{entry}/status", encoding="utf-8") as f:
         fields = dict(line.split(":", 1) for line in f if ":" in line)
-      if int(fields["Uid"].split()[0]) == uid:
+      if int(fields["Uid"].split()[0]) == uid and not fields.get("State", "").strip().startswith(("Z", "X")):
         count += int(fields.get("Threads", "1").strip())
     except (OSError, KeyError, ValueError):
       continue

@@ -9,9 +9,12 @@ library only, so it needs no import path). Steps, in order:
    fresh size-limited tmpfs on /tmp, /var/tmp and /dev/shm, then fork so the
    program is PID 1 of its own PID namespace (it and everything it spawns die
    together) with a fresh /proc that shows only its own processes;
+   Before that, the host's unix-socket paths are read from /proc/net/unix and
+   /dev/null is bind-mounted over each one still visible (with /run and
+   /var/run behind fresh tmpfs too), so no host service can be connected to;
 3. write the program into its working directory, set the resource limits,
    drop to the sandbox uid/gid (when root), ask for SIGKILL if this launcher
-   dies, and exec the interpreter.
+   dies, and exec the interpreter, with the completion pipe at fd DONE_FD.
 
 A failure before exec is written to the status pipe (close-on-exec, so the
 evaluator reads EOF exactly when the exec succeeded) and the launcher exits
@@ -34,9 +37,10 @@ MS_PRIVATE, MS_RELATIME = 0x40000, 0x200000
 PR_SET_PDEATHSIG = 1
 OPTION_FLAGS = {"nosuid": MS_NOSUID, "nodev": MS_NODEV, "noexec": MS_NOEXEC, "noatime": MS_NOATIME,
                 "nodiratime": MS_NODIRATIME, "relatime": MS_RELATIME}
-PRIVATE_TMPFS = ("/tmp", "/var/tmp", "/dev/shm")
+PRIVATE_TMPFS = ("/tmp", "/var/tmp", "/dev/shm", "/run", "/var/run")  # /var/run: skipped when a link to /run
 UNTOUCHED_TREES = ("/proc", "/sys", "/dev")
 NS_WORKDIR = "/tmp/work"
+DONE_FD = 9  # the program's completion channel (see sandbox.py): the write end of the evaluator's pipe
 
 _libc = ctypes.CDLL(None, use_errno=True)
 
@@ -77,7 +81,39 @@ def _under(path: str, roots) -> bool:
   return any(path == r or path.startswith(r + "/") for r in roots)
 
 
-def _confine_filesystem(tmpfs_bytes: int) -> None:
+def _host_socket_paths() -> list[str]:
+  """Paths of the host's bound unix sockets (/proc/net/unix of the evaluator's network namespace).
+
+  A read-only mount does not stop connect() on a socket file, and the network
+  namespace only hides abstract sockets, so each of these is covered below.
+  """
+  paths = set()
+  try:
+    with open("/proc/net/unix", encoding="utf-8", errors="replace") as f:
+      next(f, None)
+      for line in f:
+        fields = line.split(None, 7)
+        if len(fields) == 8 and fields[7].startswith("/"):
+          paths.add(fields[7].strip())
+  except OSError:
+    pass
+  return sorted(paths)
+
+
+def _cover_sockets(paths) -> None:
+  """Bind-mounts /dev/null over every socket path still visible, so connecting to it fails."""
+  for path in paths:
+    if _under(path, PRIVATE_TMPFS):
+      continue  # already behind a fresh tmpfs
+    try:
+      if os.path.exists(path) and not os.path.isdir(path):
+        _mount("/dev/null", path, None, MS_BIND)
+        _mount(None, path, None, MS_REMOUNT | MS_BIND | MS_RDONLY)
+    except (SetupError, OSError):
+      raise SetupError(f"cannot hide the host socket {path}") from None
+
+
+def _confine_filesystem(tmpfs_bytes: int, sockets) -> None:
   _mount(None, "/", None, MS_REC | MS_PRIVATE)
   for point, flags in _mount_points():
     if _under(point, UNTOUCHED_TREES + PRIVATE_TMPFS) and point != "/":
@@ -88,8 +124,9 @@ def _confine_filesystem(tmpfs_bytes: int) -> None:
       if point == "/":
         raise
   for point in PRIVATE_TMPFS:
-    if os.path.isdir(point):
+    if os.path.isdir(point) and not os.path.islink(point):
       _mount("tmpfs", point, "tmpfs", MS_NOSUID | MS_NODEV, f"size={tmpfs_bytes},mode=1777")
+  _cover_sockets(sockets)
 
 
 def _write_id_maps(uid: int, gid: int) -> None:
@@ -132,18 +169,34 @@ def _set_limits(limits: dict) -> None:
   resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
 
 
+def _move_done_fd(config: dict) -> None:
+  """Puts the completion pipe at DONE_FD (inheritable), where the program's epilogue writes its token."""
+  done_fd = config.get("done_fd")
+  if done_fd is None:
+    return
+  if config["status_fd"] == DONE_FD:
+    config["status_fd"] = os.dup(DONE_FD)  # dup'ed fds are close-on-exec, as the status pipe must be
+  if done_fd != DONE_FD:
+    os.dup2(done_fd, DONE_FD)  # inheritable
+    os.close(done_fd)
+  else:
+    os.set_inheritable(DONE_FD, True)
+
+
 def run(config: dict) -> None:
   with open(config["program_path"], "rb") as f:
     source = f.read()
   uid, gid = config["uid"], config["gid"]
   is_root = os.geteuid() == 0
   workdir = config["workdir"]
+  _move_done_fd(config)
   if config["namespaces"]:
+    sockets = _host_socket_paths()  # before the new network namespace hides them from /proc/net/unix
     flags = CLONE_NEWNS | CLONE_NEWNET | CLONE_NEWPID | (0 if is_root else CLONE_NEWUSER)
     _check(_libc.unshare(flags), "unshare")
     if not is_root:
       _write_id_maps(os.geteuid(), os.getegid())
-    _confine_filesystem(config["tmpfs_bytes"])
+    _confine_filesystem(config["tmpfs_bytes"], sockets)
     pid = os.fork()
     if pid:
       os.close(config["status_fd"])
@@ -176,13 +229,12 @@ def run(config: dict) -> None:
 
 def main() -> None:
   config = json.loads(sys.argv[1])
-  status_fd = config["status_fd"]
-  os.set_inheritable(status_fd, False)
+  os.set_inheritable(config["status_fd"], False)
   try:
     run(config)
   except BaseException as e:  # pylint: disable=broad-except
     try:
-      os.write(status_fd, f"{type(e).__name__}: {e}".encode()[:2000])
+      os.write(config["status_fd"], f"{type(e).__name__}: {e}".encode()[:2000])  # run() may have moved it
     finally:
       os._exit(INFRA_EXIT)
 
