@@ -58,10 +58,13 @@ def test_mesh_fills_minus_one():
     (["--config=configs/missing.py"], "cannot load the config file"),
     (["--config=configs/sycophancy.py:tiny", "--config.optim.lrr=1"], "bad --config override"),
     (["--config=configs/sycophancy.py:tiny", "--config.train.num_steps=-2"], "train.num_steps must be >= 0"),
+    (["--config=configs/sycophancy.py:tiny", "--config.mesh.fsdp=2"],
+     "XLA_FLAGS=--xla_force_host_platform_device_count=2"),
 ])
 def test_cli_errors_are_one_line(args, message):
+  env = {k: v for k, v in os.environ.items() if k != "XLA_FLAGS"}
   proc = subprocess.run([sys.executable, "-m", "inoc_jax.train", *args], capture_output=True, text=True,
-                        cwd=REPO, timeout=120)
+                        cwd=REPO, timeout=120, env=dict(env, JAX_PLATFORMS="cpu"))
   assert proc.returncode == 2
   err = proc.stderr.strip().splitlines()
   assert err[-1].startswith("error: ") and message in err[-1]

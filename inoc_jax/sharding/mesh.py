@@ -43,13 +43,22 @@ def resolve_mesh_shape(sizes: Mapping[str, int], num_devices: int) -> tuple[int,
     if num_devices % known:
       raise ConfigError(
           f"Mesh {dict(zip(MESH_AXES, shape))} cannot fill {num_devices} devices: the fixed axes multiply to "
-          f"{known}, which does not divide {num_devices}; change the mesh sizes.")
+          f"{known}, which does not divide {num_devices}; change the mesh sizes{_cpu_hint(known, num_devices)}.")
     shape[free[0]] = num_devices // known
   if math.prod(shape) != num_devices:
     raise ConfigError(
         f"Mesh {dict(zip(MESH_AXES, shape))} needs {math.prod(shape)} devices but {num_devices} are available; "
-        f"set one axis to -1 or make the sizes multiply to {num_devices}.")
+        f"set one axis to -1 or make the sizes multiply to {num_devices}"
+        f"{_cpu_hint(math.prod(shape), num_devices)}.")
   return tuple(shape)
+
+
+def _cpu_hint(wanted: int, num_devices: int) -> str:
+  """How to get more devices on a CPU-only machine, where a mesh is usually tried before a pod run."""
+  if wanted <= num_devices or jax.default_backend() != "cpu":
+    return ""
+  return (f" (on a CPU, simulate {wanted} devices by running with "
+          f"XLA_FLAGS=--xla_force_host_platform_device_count={wanted})")
 
 
 def detected_slices(devices: Sequence[jax.Device]) -> int:
