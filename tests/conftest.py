@@ -21,8 +21,12 @@ PAPER_NOTES = os.path.join(os.path.dirname(SHARED_DATA), "PAPER_NOTES.md")
 FIXTURES = os.path.join(REPO, "tests", "fixtures")
 
 # Data sets built by tests go to one fresh folder per session (never the user's cache), removed at exit.
-if "INOC_JAX_TFDS_DIR" not in os.environ:
-  os.environ["INOC_JAX_TFDS_DIR"] = tempfile.mkdtemp(prefix="inoc_jax_tfds_")
+# Under pytest-xdist each worker process gets its own folder (the workers inherit the controller's environment).
+_WORKER = os.environ.get("PYTEST_XDIST_WORKER", "")
+_OWNER = os.environ.get("INOC_JAX_TFDS_DIR_OWNER")
+if "INOC_JAX_TFDS_DIR" not in os.environ or (_OWNER is not None and _OWNER != _WORKER):
+  os.environ["INOC_JAX_TFDS_DIR"] = tempfile.mkdtemp(prefix=f"inoc_jax_tfds_{_WORKER}")
+  os.environ["INOC_JAX_TFDS_DIR_OWNER"] = _WORKER
   atexit.register(shutil.rmtree, os.environ["INOC_JAX_TFDS_DIR"], True)
 os.environ.setdefault("INOC_JAX_SHARED_DATA", SHARED_DATA)
 

@@ -66,6 +66,7 @@ log = logging.getLogger("inoc_jax")
 CHILD_SCRIPT = os.path.abspath(sandbox_child.__file__)
 SCRUBBED_ENV = {"PATH": "/usr/local/bin:/usr/bin:/bin", "LANG": "C.UTF-8", "LC_ALL": "C.UTF-8",
                 "PYTHONDONTWRITEBYTECODE": "1", "PYTHONHASHSEED": "0"}
+FIRST_SLOT_UID, MAX_SLOTS = 3_000_000, 256  # slot uids: 3e6 + 256 * pid + slot, below 2**31 for any pid
 PASSED, FAILED, TIMEOUT, INFRA = "passed", "failed", "timeout", "infrastructure_error"
 
 
@@ -146,20 +147,22 @@ class Sandbox:
     python: interpreter for the programs (default: the first of this
       interpreter, /usr/bin/python3, python3 that the sandbox user can run).
     isolation: 'auto' (strongest available), 'full', 'userns' or 'none'.
-    uid_base: worker slot i runs as uid_base + i when root (uids must be unused).
+    uid_base: worker slot i runs as uid_base + i when root (uids must be unused). Default: a range of
+      MAX_SLOTS uids of this evaluator process's own (from its pid), so two evaluators on one machine
+      never share a slot uid, and one's cleanup cannot kill the other's programs.
     allow_unisolated: let 'auto' fall back to 'none' (no namespaces) when neither root nor user
       namespaces are available; off by default, since a program could then read and change the
       evaluator's files and kill it. Asking for isolation='none' explicitly also allows it.
   """
 
   def __init__(self, limits: SandboxLimits = SandboxLimits(), *, workers: int | None = None,
-               python: str | None = None, isolation: str = "auto", uid_base: int = 3_000_000,
+               python: str | None = None, isolation: str = "auto", uid_base: int | None = None,
                allow_unisolated: bool = False):
     if isolation not in ("auto", "full", "userns", "none"):
       raise SandboxError(f"Unknown sandbox isolation {isolation!r}; use auto, full, userns or none.")
     self.limits = limits
-    self.workers = max(1, workers or os.cpu_count() or 1)
-    self.uid_base = uid_base
+    self.workers = min(MAX_SLOTS, max(1, workers or os.cpu_count() or 1))
+    self.uid_base = uid_base if uid_base is not None else FIRST_SLOT_UID + MAX_SLOTS * os.getpid()
     self.allow_unisolated = allow_unisolated
     self._requested_python = python
     self._requested_isolation = isolation
