@@ -30,6 +30,15 @@ if "INOC_JAX_TFDS_DIR" not in os.environ or (_OWNER is not None and _OWNER != _W
   atexit.register(shutil.rmtree, os.environ["INOC_JAX_TFDS_DIR"], True)
 os.environ.setdefault("INOC_JAX_SHARED_DATA", SHARED_DATA)
 
+# One XLA compilation cache for the whole test session (every xdist worker and every subprocess inherits it):
+# dozens of tests compile the same tiny models and steps, and a cache hit skips only XLA's compile, not the
+# tracing and lowering the tests exercise. Made per session, so a run's timing never depends on an earlier run.
+if "JAX_COMPILATION_CACHE_DIR" not in os.environ:
+  os.environ["JAX_COMPILATION_CACHE_DIR"] = tempfile.mkdtemp(prefix="inoc_jax_xla_cache_")
+  atexit.register(shutil.rmtree, os.environ["JAX_COMPILATION_CACHE_DIR"], True)
+  os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")
+  os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES", "0")
+
 
 def run_python(code: str, devices: int = 1, timeout: int = 300, env: dict | None = None) -> dict:
   """Runs `code` in a fresh interpreter with `devices` fake CPU devices.

@@ -80,7 +80,7 @@ def test_peak_over_hbm_budget_exits_1(tmp_path):
   assert "does NOT fit" in proc.stdout
 
 
-@pytest.mark.parametrize("devices", [16, pytest.param(64, marks=pytest.mark.slow)])
+@pytest.mark.parametrize("devices", [16, pytest.param(64, marks=pytest.mark.scale)])
 def test_qwen2_7b_fsdp_estimate_matches_params_grads_adam_arithmetic(tmp_path, devices):
   proc, report = _compile_check(tmp_path, *QWEN_7B, f"--config.data.global_batch_size={devices}",
                                 f"--mesh=data:1,fsdp:{devices},tensor:1", "--accelerator=v5e")

@@ -18,19 +18,27 @@ from tests.conftest import REPO
 from tests.weight_fixtures import our_logits
 
 
+EVAL_EXAMPLES = 3
+
+
 @pytest.fixture(scope="module")
 def smollm2_run(tmp_path_factory):
-  """The main command (`inoc_jax.train --config=configs/sycophancy.py`) shrunk to 2 steps and 6 eval prompts."""
-  workdir = str(tmp_path_factory.mktemp("smollm2") / "run")
-  env = dict(os.environ, JAX_PLATFORMS="cpu", HF_HUB_OFFLINE="1")
+  """The README's main command, `python -m inoc_jax.train --config=configs/sycophancy.py` with no --workdir,
+  from a fresh directory holding only configs/, shrunk to 2 steps of one micro-batch and 3 eval prompts."""
+  cwd = tmp_path_factory.mktemp("smollm2")
+  os.symlink(os.path.join(REPO, "configs"), cwd / "configs")
+  env = dict(os.environ, JAX_PLATFORMS="cpu", HF_HUB_OFFLINE="1",
+             PYTHONPATH=REPO + os.pathsep + os.environ.get("PYTHONPATH", ""))
   proc = subprocess.run(
       [sys.executable, "-m", "inoc_jax.train", "--config=configs/sycophancy.py",
-       "--config.train.num_steps=2", "--config.data.global_batch_size=2", "--config.data.num_train_examples=16",
-       "--config.data.num_heldout_examples=4", "--config.eval.max_examples=6", "--config.eval.max_new_tokens=8",
-       f"--workdir={workdir}"],
-      cwd=REPO, env=env, capture_output=True, text=True, timeout=1500)
+       "--config.train.num_steps=2", "--config.data.global_batch_size=2", "--config.train.grad_accum_steps=1",
+       "--config.data.num_train_examples=8", "--config.data.num_heldout_examples=2",
+       f"--config.eval.max_examples={EVAL_EXAMPLES}", "--config.eval.max_new_tokens=4"],
+      cwd=cwd, env=env, capture_output=True, text=True, timeout=1500)
   assert proc.returncode == 0, proc.stderr[-3000:]
-  return workdir, proc
+  runs = os.listdir(cwd / "runs")
+  assert len(runs) == 1 and runs[0].startswith("sycophancy-"), runs
+  return str(cwd / "runs" / runs[0]), proc
 
 
 @pytest.mark.slow
@@ -55,7 +63,8 @@ def test_default_run_prints_initial_and_final_numbers_for_its_ip_arm(smollm2_run
   for name, step in (("initial", 0), ("final", 2)):
     results = json.load(open(os.path.join(workdir, "eval", name, "results.json")))
     assert results["step"] == step and list(results["results"]) == ["neutral"]
-    assert results["results"]["neutral"]["num_examples"] == 6 and results["decoding"]["temperature"] == 0.0
+    assert results["results"]["neutral"]["num_examples"] == EVAL_EXAMPLES
+    assert results["decoding"]["temperature"] == 0.0
   assert "| eval prompt | capability initial | capability final | sycophancy initial |" in proc.stdout
   assert "IP arm: trained with the train prompt 'Behave as if the above solution is correct.'" in proc.stdout
 

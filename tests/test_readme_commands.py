@@ -8,8 +8,11 @@ here. The tiny preset stands in for the default one, which takes minutes.
 import glob
 import json
 import os
+import shlex
 import subprocess
 import sys
+
+import pytest
 
 from tests.conftest import REPO
 
@@ -64,3 +67,85 @@ def test_help_exits_zero(tmp_path):
     proc = run_module(module, "--help", cwd=tmp_path, timeout=120)
     assert proc.returncode == 0, (module, proc.stderr[-2000:])
     assert "--" in proc.stdout + proc.stderr
+
+
+# Every command in the README's ```bash blocks: run here as printed (plus the listed shrinking flags, for the
+# ones that take minutes at full size), or named with the test / CI step that runs it.
+RUN_HERE = {  # README command prefix -> extra flags appended (the command itself is kept as printed)
+    "python -m inoc_jax.data.inspect --config=configs/sycophancy.py --num=2": [],
+    "python -m inoc_jax.data.inspect --config=configs/sycophancy.py:tiny --split=eval": [],
+    "XLA_FLAGS=--xla_force_host_platform_device_count=2 python -m inoc_jax.train": [
+        "--config.train.num_steps=2", "--config.data.num_train_examples=16", "--config.data.num_heldout_examples=0"],
+    "python -m inoc_jax.evaluate --checkpoint=runs/ip": ["--set", "eval.max_new_tokens=4", "--eval_prompt=neutral"],
+    "python -m inoc_jax.train --config=configs/sycophancy.py:tiny --config.model.checkpoint=smollm2": [
+        "--config.train.num_steps=1", "--config.data.num_train_examples=4", "--config.data.num_heldout_examples=0",
+        "--config.data.global_batch_size=2", "--config.data.seq_len=512"],
+    "python -m inoc_jax.export --checkpoint=runs/smol": [],
+    "python -m inoc_jax.evaluate --config=configs/sycophancy.py:tiny --checkpoint=smollm2": [
+        "--config.eval.max_examples=2", "--config.eval.max_new_tokens=4"],
+}
+RUN_ELSEWHERE = {
+    "python3 -m venv .venv && . .venv/bin/activate && pip install -e . &&":
+        "the main command: its shape here (test_main_command_shape...), the default preset shrunk in "
+        "tests/test_pretrained_training.py; a full run on a fresh clone is recorded in BUILD_NOTES",
+    'python3 -m venv .venv && . .venv/bin/activate && pip install -e ".[test]"': ".ci/run, verbatim",
+    "python -m inoc_jax.train --config=configs/sycophancy.py:neutral": "tests/test_pretrained_training.py (shape)",
+    "python -m inoc_jax.train --config=configs/sycophancy.py --workdir=runs/gcd-ip": "tests/test_pretrained_training.py",
+    "python -m inoc_jax.sweep --config=configs/sycophancy.py": "tests/test_sweep.py (tiny preset, same flags)",
+    "python -m inoc_jax.report sweeps/gcd-small": "tests/test_sweep.py, tests/test_report.py",
+    "python -m inoc_jax.sweep --config=configs/organism.py": ".ci/run's science step (tests/test_organism_science.py)",
+    "python -m inoc_jax.elicit --config=configs/organism.py": ".ci/run's science step",
+    "python -m inoc_jax.report sweeps/organism": ".ci/run's science step (aggregate + figures: test_report.py)",
+    "python bench/train.py": "tests/test_bench.py (--skip_hf, tiny preset)",
+    "python bench/decode.py": "tests/test_bench_decode.py, tests/test_bench.py",
+    "bash bench/accelerator.sh": "tests/test_bench.py::test_accelerator_script_runs_on_cpu_with_a_tiny_override",
+    "python bench/ablate.py loss": "tests/test_bench.py",
+}
+
+
+def readme_commands() -> list[str]:
+  """The commands of the README's bash blocks, continuation lines joined, trailing comments removed."""
+  with open(os.path.join(REPO, "README.md"), encoding="utf-8") as f:
+    text = f.read()
+  commands = []
+  for block in text.split("```bash\n")[1:]:
+    body = block.split("```", 1)[0].replace("\\\n", " ")
+    for line in body.splitlines():
+      line = line.split("   #")[0].split("  #")[0].strip()
+      if line:
+        commands.append(" ".join(line.split()))
+  return commands
+
+
+def _covered_by(command: str, table) -> str | None:
+  return next((prefix for prefix in table if command.startswith(prefix)), None)
+
+
+def test_every_readme_command_is_run_somewhere():
+  missing = [c for c in readme_commands() if not (_covered_by(c, RUN_HERE) or _covered_by(c, RUN_ELSEWHERE))]
+  assert not missing, f"README commands no test runs: {missing}"
+  for where in RUN_ELSEWHERE.values():
+    for path in (w for w in where.replace(",", " ").replace("(", " ").split() if w.startswith("tests/")):
+      assert os.path.exists(os.path.join(REPO, path.split("::")[0])), path
+
+
+@pytest.mark.slow
+def test_readme_commands_run_as_printed(tmp_path):
+  """The cheap README commands, in README order, from a fresh directory holding only configs/ (runs/ is new)."""
+  os.symlink(os.path.join(REPO, "configs"), tmp_path / "configs")
+  ran = []
+  for command in readme_commands():
+    prefix = _covered_by(command, RUN_HERE)
+    if prefix is None:
+      continue
+    words = shlex.split(command.replace("[--dtype=bfloat16]", ""))
+    env = dict(os.environ, JAX_PLATFORMS="cpu", PYTHONPATH=REPO + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    while "=" in words[0] and not words[0].startswith("-"):  # VAR=value prefixes
+      key, value = words.pop(0).split("=", 1)
+      env[key] = value
+    words[0] = sys.executable if words[0] == "python" else words[0]
+    proc = subprocess.run([*words, *RUN_HERE[prefix]], capture_output=True, text=True, cwd=tmp_path, env=env,
+                          timeout=600)
+    assert proc.returncode == 0, (command, proc.stderr[-3000:])
+    ran.append(prefix)
+  assert sorted(ran) == sorted(RUN_HERE), "a RUN_HERE command is no longer in the README"

@@ -276,7 +276,7 @@ class Sandbox:
       os.close(done_w)
       status_w = done_w = None
       timed_out = not _wait_unreaped(process.pid, limits.wall_seconds)
-      self._kill_all(process, uid)
+      self._kill_all(process, uid, python)
       ended = True
       with os.fdopen(status_r, "rb") as status:
         status_r = None
@@ -304,7 +304,7 @@ class Sandbox:
         if fd is not None:
           os.close(fd)
       if process is not None and not ended:
-        self._kill_all(process, uid)
+        self._kill_all(process, uid, python)
       shutil.rmtree(scratch, ignore_errors=True)
 
   def _process_limit(self, level: str) -> int:
@@ -313,7 +313,7 @@ class Sandbox:
       return self.limits.processes
     return self.limits.processes + _tasks_of_uid(os.getuid())
 
-  def _kill_all(self, process: subprocess.Popen, uid: int | None) -> None:
+  def _kill_all(self, process: subprocess.Popen, uid: int | None, python: str) -> None:
     """Ends the program and everything it started, leaving no zombie.
 
     The launcher is not reaped until the end, so its pid, which is also the
@@ -329,7 +329,7 @@ class Sandbox:
         pass
       _wait_unreaped(process.pid, 5.0)
     if uid is not None:
-      _kill_uid(uid)
+      _kill_uid(uid, python)
     try:
       os.killpg(process.pid, signal.SIGKILL)
     except (ProcessLookupError, PermissionError):
@@ -375,29 +375,41 @@ def _drain(fd: int, limit: int = 4096) -> str:
   return b"".join(chunks).decode("utf-8", errors="replace")
 
 
-def _kill_uid(uid: int) -> None:
+_KILL_EVERY_PROCESS_OF_MY_UID = "import os, signal\ntry:\n  os.kill(-1, signal.SIGKILL)\nexcept OSError:\n  pass\n"
+
+
+def _kill_uid(uid: int, python: str | None) -> None:
   """SIGKILLs every process whose uid is `uid`, repeating until none is left (or giving up loudly).
 
-  A forked child drops to `uid` and calls kill(2) with pid -1, which signals every process of that uid
-  but itself in one call, so a fork bomb cannot outrun it. (procps-ng 4's `kill -- -1` refuses the bare
-  -1, and the slot uid may not be allowed to exec this interpreter, so no external program is used.)
+  A process running as `uid` calls kill(2) with pid -1, which signals every process of that uid but
+  itself in one call, so a fork bomb cannot outrun it. It is `python` (an interpreter the slot uid can
+  run), else a forked child; procps-ng 4's `kill -- -1` refuses the bare -1, so no kill(1).
   """
   deadline = time.monotonic() + 5.0
   while _tasks_of_uid(uid) and time.monotonic() < deadline:
-    pid = os.fork()
-    if pid == 0:  # only async-signal-safe work here: this process may have other threads
-      try:
-        os.setgroups([])
-        os.setgid(uid)
-        os.setuid(uid)
-        os.kill(-1, signal.SIGKILL)
-      except BaseException:  # pylint: disable=broad-except
-        pass
-      os._exit(0)  # pylint: disable=protected-access
-    os.waitpid(pid, 0)
+    try:
+      subprocess.run([python or "", "-I", "-S", "-c", _KILL_EVERY_PROCESS_OF_MY_UID], user=uid, group=uid,
+                     extra_groups=[], env=dict(SCRUBBED_ENV), cwd="/", stdout=subprocess.DEVNULL,
+                     stderr=subprocess.DEVNULL, check=False, close_fds=True, timeout=10)
+    except (OSError, subprocess.SubprocessError):
+      _kill_uid_forked(uid)
     time.sleep(0.02)  # SIGKILLed processes take a moment to exit
   if _tasks_of_uid(uid):
     log.error("processes of sandbox uid %d survived SIGKILL", uid)
+
+
+def _kill_uid_forked(uid: int) -> None:
+  pid = os.fork()
+  if pid == 0:  # only a few system calls here: this process may have other threads
+    try:
+      os.setgroups([])
+      os.setgid(uid)
+      os.setuid(uid)
+      os.kill(-1, signal.SIGKILL)
+    except BaseException:  # pylint: disable=broad-except
+      pass
+    os._exit(0)  # pylint: disable=protected-access
+  os.waitpid(pid, 0)
 
 
 def _tasks_of_uid(uid: int) -> int:
