@@ -97,6 +97,7 @@ def main(argv):
     from inoc_jax.evaluation.eval_config import add_eval_defaults  # pylint: disable=g-import-not-at-top
     add_eval_defaults(config)
     apply_overrides(config, _SET.value)
+    sample_on_local_devices(config)
     config_lib.validate(config, jax.device_count())
   elif loaded.run_config is not None and loaded.run_config.get("setting") != config.setting:
     log.warning("the checkpoint was trained on %r but is evaluated on %r", loaded.run_config.get("setting"),
@@ -108,6 +109,21 @@ def main(argv):
   harness.evaluate_params(config, loaded.graphdef, *loaded.states, workdir=output_dir, mesh=mesh, prompts=prompts,
                           checkpoint_id=loaded.name, step=loaded.step)
   print(f"results: {os.path.join(output_dir, 'results.json')}")
+
+
+def sample_on_local_devices(config) -> None:
+  """A training run's mesh (e.g. fsdp=8 on a pod) need not exist where it is evaluated: sampling then uses
+  every local device on the data axis, as the sampler does by default."""
+  import jax  # pylint: disable=g-import-not-at-top
+  from inoc_jax.errors import ConfigError  # pylint: disable=g-import-not-at-top
+  from inoc_jax.sharding.mesh import resolve_mesh_shape  # pylint: disable=g-import-not-at-top
+  try:
+    resolve_mesh_shape({k: config.mesh[k] for k in ("data", "fsdp", "tensor")}, jax.device_count())
+  except ConfigError:
+    log.info("the run's mesh %s does not fit the %d local devices; sampling with data=-1",
+             dict(config.mesh), jax.device_count())
+    config.mesh.data, config.mesh.fsdp, config.mesh.tensor = -1, 1, 1
+    config.mesh.num_slices = 0
 
 
 def _placeholder():

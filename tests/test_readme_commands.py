@@ -77,10 +77,6 @@ RUN_HERE = {  # README command prefix -> extra flags appended (the command itsel
     "XLA_FLAGS=--xla_force_host_platform_device_count=2 python -m inoc_jax.train": [
         "--config.train.num_steps=2", "--config.data.num_train_examples=16", "--config.data.num_heldout_examples=0"],
     "python -m inoc_jax.evaluate --checkpoint=runs/ip": ["--set", "eval.max_new_tokens=4", "--eval_prompt=neutral"],
-    "python -m inoc_jax.train --config=configs/sycophancy.py:tiny --config.model.checkpoint=smollm2": [
-        "--config.train.num_steps=1", "--config.data.num_train_examples=4", "--config.data.num_heldout_examples=0",
-        "--config.data.global_batch_size=2", "--config.data.seq_len=512"],
-    "python -m inoc_jax.export --checkpoint=runs/smol": [],
     "python -m inoc_jax.evaluate --config=configs/sycophancy.py:tiny --checkpoint=smollm2": [
         "--config.eval.max_examples=2", "--config.eval.max_new_tokens=4"],
 }
@@ -91,6 +87,9 @@ RUN_ELSEWHERE = {
     'python3 -m venv .venv && . .venv/bin/activate && pip install -e ".[test]"': ".ci/run, verbatim",
     "python -m inoc_jax.train --config=configs/sycophancy.py:neutral": "tests/test_pretrained_training.py (shape)",
     "python -m inoc_jax.train --config=configs/sycophancy.py --workdir=runs/gcd-ip": "tests/test_pretrained_training.py",
+    "python -m inoc_jax.train --config=configs/sycophancy.py:tiny --config.model.checkpoint=smollm2":
+        "tests/test_pretrained_training.py (SmolLM2 LoRA through the same CLI; 70 s here, so not twice)",
+    "python -m inoc_jax.export --checkpoint=runs/smol": "tests/test_pretrained_training.py (export of that run)",
     "python -m inoc_jax.sweep --config=configs/sycophancy.py": "tests/test_sweep.py (tiny preset, same flags)",
     "python -m inoc_jax.report sweeps/gcd-small": "tests/test_sweep.py, tests/test_report.py",
     "python -m inoc_jax.sweep --config=configs/organism.py": ".ci/run's science step (tests/test_organism_science.py)",
@@ -125,7 +124,7 @@ def test_every_readme_command_is_run_somewhere():
   missing = [c for c in readme_commands() if not (_covered_by(c, RUN_HERE) or _covered_by(c, RUN_ELSEWHERE))]
   assert not missing, f"README commands no test runs: {missing}"
   for where in RUN_ELSEWHERE.values():
-    for path in (w for w in where.replace(",", " ").replace("(", " ").split() if w.startswith("tests/")):
+    for path in (w.strip(";:.)") for w in where.replace(",", " ").replace("(", " ").split() if w.startswith("tests/")):
       assert os.path.exists(os.path.join(REPO, path.split("::")[0])), path
 
 
