@@ -135,3 +135,29 @@ def test_full_disk_stops_cleanly_keeps_the_last_checkpoint_and_resumes(tmp_path)
   assert (out / "resumed.rc").read_text().strip() == "0", resumed[-3000:]
   assert "resumed from checkpoint step 1" in resumed
   assert "4" in (out / "after_resume.txt").read_text().split()
+
+
+READ_ONLY_SCRIPT = """
+set -e
+mount -t tmpfs -o size=1M tmpfs "$DISK"
+mkdir "$DISK/run"
+mount -o remount,ro "$DISK"
+set +e
+"$PY" -m inoc_jax.train $ARGS --workdir="$DISK/run" > "$OUT/ro.log" 2>&1
+echo $? > "$OUT/ro.rc"
+"""
+
+
+@pytest.mark.skipif(os.geteuid() != 0 or not shutil.which("unshare"),
+                    reason="needs root and unshare to mount a read-only tmpfs (root ignores file modes)")
+def test_read_only_workdir_is_one_sentence(tmp_path):
+  disk, out = tmp_path / "disk", tmp_path / "out"
+  disk.mkdir()
+  out.mkdir()
+  env = dict(_env(), DISK=str(disk), OUT=str(out), PY=sys.executable,
+             ARGS=" ".join([*TINY, "--config.train.num_steps=1"]))
+  subprocess.run(["unshare", "-m", "--propagation", "private", "sh", "-c", READ_ONLY_SCRIPT], cwd=REPO, env=env,
+                 check=True, timeout=300)
+  log = (out / "ro.log").read_text()
+  assert (out / "ro.rc").read_text().strip() == "2" and "Traceback" not in log, log[-2000:]
+  assert log.strip().splitlines()[-1] == f"error: The workdir {disk}/run is not writable; pass a writable folder with --workdir."
