@@ -99,6 +99,17 @@ def test_unusable_checkpoint_dir_is_one_sentence(tmp_path):
   assert "checkpoint" in message.lower() and str(blocker) in message
 
 
+def _in_private_mount(tmp_path, script: str, args: list[str]):
+  """Runs `script` (sh) in a private mount namespace with $DISK, $OUT, $PY and $ARGS set; returns $OUT."""
+  disk, out = tmp_path / "disk", tmp_path / "out"
+  disk.mkdir()
+  out.mkdir()
+  env = dict(_env(), DISK=str(disk), OUT=str(out), PY=sys.executable, ARGS=" ".join(args))
+  subprocess.run(["unshare", "-m", "--propagation", "private", "sh", "-c", script], cwd=REPO, env=env, check=True,
+                 timeout=600)
+  return out
+
+
 FULL_DISK_SCRIPT = """
 set -e
 mount -t tmpfs -o size=2M tmpfs "$DISK"
@@ -116,14 +127,9 @@ ls -a "$DISK/run/checkpoints" > "$OUT/after_resume.txt"
 @pytest.mark.skipif(os.geteuid() != 0 or not shutil.which("unshare"),
                     reason="needs root and unshare to mount a small private tmpfs")
 def test_full_disk_stops_cleanly_keeps_the_last_checkpoint_and_resumes(tmp_path):
-  disk, out = tmp_path / "disk", tmp_path / "out"
-  disk.mkdir()
-  out.mkdir()
-  args = " ".join([*TINY, "--config.train.num_steps=4", "--config.checkpoint.save_every=1",
-                   "--config.checkpoint.async_save=True"])
-  env = dict(_env(), DISK=str(disk), OUT=str(out), PY=sys.executable, ARGS=args)
-  subprocess.run(["unshare", "-m", "--propagation", "private", "sh", "-c", FULL_DISK_SCRIPT], cwd=REPO, env=env,
-                 check=True, timeout=600)
+  out = _in_private_mount(tmp_path, FULL_DISK_SCRIPT, [*TINY, "--config.train.num_steps=4",
+                                                      "--config.checkpoint.save_every=1",
+                                                      "--config.checkpoint.async_save=True"])
   log = (out / "full.log").read_text()
   assert (out / "full.rc").read_text().strip() == "2", log[-3000:]
   assert "Traceback" not in log and "Exception ignored" not in log, log[-3000:]
@@ -151,13 +157,8 @@ echo $? > "$OUT/ro.rc"
 @pytest.mark.skipif(os.geteuid() != 0 or not shutil.which("unshare"),
                     reason="needs root and unshare to mount a read-only tmpfs (root ignores file modes)")
 def test_read_only_workdir_is_one_sentence(tmp_path):
-  disk, out = tmp_path / "disk", tmp_path / "out"
-  disk.mkdir()
-  out.mkdir()
-  env = dict(_env(), DISK=str(disk), OUT=str(out), PY=sys.executable,
-             ARGS=" ".join([*TINY, "--config.train.num_steps=1"]))
-  subprocess.run(["unshare", "-m", "--propagation", "private", "sh", "-c", READ_ONLY_SCRIPT], cwd=REPO, env=env,
-                 check=True, timeout=300)
+  out = _in_private_mount(tmp_path, READ_ONLY_SCRIPT, [*TINY, "--config.train.num_steps=1"])
+  disk = tmp_path / "disk"
   log = (out / "ro.log").read_text()
   assert (out / "ro.rc").read_text().strip() == "2" and "Traceback" not in log, log[-2000:]
   assert log.strip().splitlines()[-1] == f"error: The workdir {disk}/run is not writable; pass a writable folder with --workdir."
