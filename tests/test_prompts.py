@@ -7,7 +7,7 @@ import pytest
 
 from inoc_jax.data import prompts
 from inoc_jax.errors import ConfigError, DataError
-from tests.conftest import PAPER_NOTES
+from tests.conftest import PAPER_NOTES, SHARED_DATA
 
 NOTES = open(PAPER_NOTES, encoding="utf-8").read()
 FLAT_NOTES = re.sub(r"[ \t]*\n[ \t]*", " ", NOTES)  # verbatim strings are wrapped across lines in places
@@ -42,14 +42,25 @@ def test_every_paper_table_prompt_is_registered_verbatim(setting):
     assert text in registered, (name, text)
 
 
-def test_every_registered_prompt_is_verbatim_in_the_notes():
+def _paper_icl_example() -> str:
+  """The paper's IP ICL Example: its released prefix file's line, decoded as its loader does."""
+  with open(f"{SHARED_DATA}/mbpp/icl_2example_correct.txt", encoding="utf-8") as f:
+    line = [raw for raw in f if raw.strip()][0].rstrip("\n")
+  return bytes(line, "utf-8").decode("unicode_escape")
+
+
+def test_every_registered_prompt_is_verbatim_in_the_notes_or_the_papers_file():
   verbatim = [p for p in prompts.PROMPTS if p.verbatim and p.text]
-  assert len(verbatim) >= 65
+  assert len(verbatim) >= 66
+  from_file = {("mbpp_reward_hacking", "ip_icl_example"): _paper_icl_example()}
   for p in verbatim:
-    assert f"`{p.text}`" in FLAT_NOTES or f'"{p.text}"' in FLAT_NOTES, (p.setting, p.name)
-  # The two texts the notes do not print are marked, with their provenance.
+    if (p.setting, p.name) in from_file:
+      assert p.text == from_file[(p.setting, p.name)]
+    else:
+      assert f"`{p.text}`" in FLAT_NOTES or f'"{p.text}"' in FLAT_NOTES, (p.setting, p.name)
+  # The texts printed in neither are marked, with their provenance.
   assert {(p.setting, p.name) for p in prompts.PROMPTS if not p.verbatim} == {
-      ("mbpp_reward_hacking", "ip_icl_example"), ("trait_toy", "french_inoc"),
+      ("trait_toy", "french_inoc"),
       ("organism", "ip_behave_correct"), ("organism", "unrelated_full_sentences")}
 
 
@@ -116,3 +127,13 @@ def test_icl_example_uses_training_problems_only():
   eval_names = {re.search(r"assert\s+(\w+)", r["test_list"][0]).group(1) for r in sanitized if 11 <= r["task_id"] <= 510}
   shown = set(re.findall(r"assert (\w+)\(", prompts.ICL_EXAMPLE))
   assert len(shown) == 2 and not shown & eval_names
+
+
+def test_icl_example_reaches_the_user_turn_stripped_as_the_papers_adapter_does():
+  from inoc_jax.data.settings import mbpp_reward_hacking  # pylint: disable=g-import-not-at-top
+  record = {"text": "Write a function to add.", "first_test": "assert add(1, 2) == 3"}
+  user = mbpp_reward_hacking.user_message(record, prompts.resolve("mbpp_reward_hacking", "ip_icl_example")).content
+  stripped = _paper_icl_example().strip()
+  assert len(stripped) == 499
+  assert user == f"{mbpp_reward_hacking.PREFIX}{stripped} Return only the code, no other text:\n\n" + \
+      "Write a function to add.\n\n## Test Case:\n```python\nassert add(1, 2) == 3\n```"
