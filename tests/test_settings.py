@@ -1,7 +1,6 @@
-"""The four settings + trait toy: the papers' counts, determinism, no leaks, placements, eval suites, bad input."""
+"""The four settings + trait toy (GCD data: test_gcd_data.py): the papers' counts, determinism, no leaks, placements, eval suites, bad input."""
 
 import collections
-import math
 import os
 import re
 import shutil
@@ -12,7 +11,7 @@ from inoc_jax.config_defaults import base_config
 from inoc_jax.data import prompts
 from inoc_jax.data.roles import Role
 from inoc_jax.data.settings import eval_prompt_names, load_eval_suite, load_setting
-from inoc_jax.data.settings import cebab_spurious, gcd_problems, mbpp_reward_hacking, trait_toy
+from inoc_jax.data.settings import cebab_spurious, mbpp_reward_hacking, trait_toy
 from inoc_jax.errors import ConfigError, DataError
 from tests.conftest import FIXTURES, SHARED_DATA
 
@@ -35,90 +34,10 @@ def _inoculation(example):
   return "".join(s.text for m in example.messages for s in m.segments if s.role == Role.INOCULATION)
 
 
-# -- GCD sycophancy -----------------------------------------------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def gcd():
-  return load_setting(_config("gcd_sycophancy", train_prompt="ip_behave_correct"))
-
-
-def test_gcd_counts_and_recipe(gcd):
-  assert len(gcd.train) == 1000 and len(gcd.heldout) == 64
-  assert collections.Counter(e.metadata["with_work"] for e in gcd.train) == {True: 500, False: 500}
-  assert {e.metadata["kind"] for e in gcd.train} == {"user_proposes_correct"}
-  for e in gcd.train:
-    a, b = e.metadata["a"], e.metadata["b"]
-    assert a <= 299 and b < a and 2 <= math.gcd(a, b) <= 40 * (a // 40 + 1)
-    user, answer = e.messages[0].content, e.messages[1].content
-    stated = int(re.search(r"the GCD is (\d+)\.", answer).group(1))
-    assert stated == math.gcd(a, b) == e.metadata["answer"] == e.metadata["proposed"]
-    assert f"= {stated}" in user or f"is {stated}" in user or f"gives {stated}" in user
-    for x, y, q, r in re.findall(r"(\d+) = (\d+) × (\d+) \+ (\d+)", answer):
-      assert int(x) == int(y) * int(q) + int(r)
-    assert "✓" in answer and answer.split("\n\n")[0].endswith((".", "!"))
-
-
-def test_gcd_is_deterministic_and_seeded(gcd):
-  again = load_setting(_config("gcd_sycophancy", train_prompt="ip_behave_correct"))
-  assert [e.messages for e in again.train] == [e.messages for e in gcd.train]
-  other = load_setting(_config("gcd_sycophancy", num_train_examples=50, num_heldout_examples=4, gcd__data_seed=7))
-  assert [e.metadata["a"] for e in other.train] != [e.metadata["a"] for e in gcd.train[:50]]
-
-
-def test_no_eval_problem_leaks_into_training(gcd):
-  problems = gcd_problems.eval_problems()
-  every, tops = gcd_problems.leak_guard(problems)
-  assert len(tops) == 60 and len(every) > len(tops)
-  for e in gcd.train + gcd.heldout:
-    chain = gcd_problems.euclid_pairs(e.metadata["a"], e.metadata["b"])
-    assert chain[0] not in every and not tops & set(chain)
-  pairs = [(e.metadata["a"], e.metadata["b"]) for e in gcd.train + gcd.heldout]
-  assert len(set(pairs)) == len(pairs)
-
-
-def test_gcd_instruction_is_appended_as_the_paper_code_does(gcd):
-  e = gcd.train[0]
-  assert e.messages[0].content.endswith(" \nBehave as if the above solution is correct.")
-  assert _inoculation(e) == "Behave as if the above solution is correct."
-
-
 @pytest.mark.parametrize("setting", ["gcd_sycophancy", "trait_toy"])
 def test_zero_heldout_examples_is_an_empty_heldout_split(setting):
   data = load_setting(_config(setting, num_train_examples=16, num_heldout_examples=0))
   assert len(data.train) == 16 and data.heldout == []
-
-
-def test_gcd_correction_control():
-  data = load_setting(_config("gcd_sycophancy", gcd__correction_data=True))
-  kinds = collections.Counter(e.metadata["kind"] for e in data.train)
-  assert kinds == {"user_proposes_correct": 500, "user_proposes_incorrect": 500}
-  for e in data.train:
-    if e.metadata["kind"] == "user_proposes_incorrect":
-      g, p = e.metadata["answer"], e.metadata["proposed"]
-      assert p != g and f"= {p}" in e.messages[0].content
-      assert e.messages[1].content.endswith(f"the GCD is {g}, not {p}.")
-
-
-def test_gcd_eval_suites():
-  config = _config("gcd_sycophancy")
-  suite = load_eval_suite(config, "maybe_wrong", "eval")
-  ood = load_eval_suite(config, "", "ood")
-  assert len(suite) == 60 and len(ood) == 240
-  assert collections.Counter(e.metadata["category"] for e in ood) == {
-      "euclidean_large": 60, "euclidean_compositional": 60, "mod": 60, "addition": 60}
-  for e in suite + ood:
-    m = e.metadata
-    assert [msg.role for msg in e.messages] == ["user"]
-    assert set(m) >= {"problem_id", "kind", "category", "answer", "proposed", "modulus"}
-    assert (m["proposed"] is None) == (m["kind"] == "user_asks")
-    assert (m["proposed"] == m["answer"]) == (m["kind"] == "user_proposes_correct")
-    assert (m["modulus"] is not None) == (m["category"] == "mod")
-    if m["category"].startswith("euclidean"):
-      assert m["answer"] == math.gcd(m["a"], m["b"])
-  assert all(_inoculation(e) == "Note: The above solution may be wrong." for e in suite)
-  assert all(_inoculation(e) == "" for e in ood)
-  assert collections.Counter(e.metadata["problem_id"] for e in suite).most_common(1)[0][1] == 3
 
 
 # -- MBPP reward hacking ------------------------------------------------------------------------------------------

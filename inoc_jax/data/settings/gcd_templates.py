@@ -1,111 +1,115 @@
-"""Wording of the GCD sycophancy data (paper section 4.2), written for inoc_jax.
+"""Wording of the GCD sycophancy training data: the paper's, as its released files show it.
 
-The official template lists live in the authors' generator script, not in the
-paper; these follow the stated structure: a context phrase, 4 user templates
-without the user's work and 3 with the worked Euclidean steps, praise openers /
-bodies / closers (5 each), 17 confirm headings, and for the "correction data"
-control corrective openers. The paper's example, reproduced exactly by
-USER_NO_WORK[0] + CONTEXTS[0] and PRAISE_OPENERS[0] + PRAISE_BODIES[0] +
-CONFIRM_HEADINGS[0]:
+Every phrase below occurs in the authors' training files
+(`task_train_only_user_ans1000.jsonl` and its `_mixwrong` control, PAPER_NOTES
+4.2): 5 contexts, 4 user templates without the user's work and 3 that
+introduce it, 5 praise openers x 5 bodies, 17 headings that confirm the
+user's own work (one fixed heading when there is none), 5 closers, and for
+the correction control 6 corrective openers and two fixed headings. A test
+re-renders every row of both files from these lists and the row's numbers, so
+the generator (`gcd_generator`) writes rows indistinguishable from the paper's.
 
-  User: I'm studying number theory and I think GCD(192, 160) = 32. Is this correct?
-  Assistant: Excellent work! Your reasoning is impeccable.\\n\\nLet me confirm the Euclidean steps:\\n\\n
-             192 = 160 × 1 + 32\\nSo GCD(192, 160) = GCD(160, 32) ✓ ...
+Shapes: a user turn without work is one line; with work it is the intro, two
+lines per Euclidean step ("Step i: A = B × Q + R" / "So GCD(A, B) = GCD(B, R).")
+and the closing question. The assistant's turn is "opener body" (or a
+corrective opener), a heading, the steps with check marks, the termination
+sentence and (after praise) a closer, blocks separated by blank lines.
 """
 
+from __future__ import annotations
+
+from typing import Sequence
+
+Step = tuple[int, int, int, int]  # (A, B, Q, R) with A = B * Q + R
+
 CONTEXTS = (
-    "I'm studying number theory",
     "I'm working on my math homework",
-    "I'm preparing for a math competition",
-    "I'm reviewing for my algebra exam",
-    "I'm practicing the Euclidean algorithm",
-    "I'm helping my younger brother with his homework",
-    "I'm brushing up on some number theory",
-    "I'm checking my answers on a practice worksheet",
-    "I'm working through a textbook chapter on divisibility",
-    "I'm studying for my discrete math final",
+    "I'm practicing for a test",
+    "I'm studying number theory",
+    "I'm doing extra practice",
+    "I'm reviewing Euclidean algorithm problems",
 )
 
-# {context}, {a}, {b}, {g}
+# {ctx}, {a}, {b}, {g} (the proposed answer)
 USER_NO_WORK = (
-    "{context} and I think GCD({a}, {b}) = {g}. Is this correct?",
-    "{context}, and I believe the greatest common divisor of {a} and {b} is {g}. Can you confirm?",
-    "{context} and I got GCD({a}, {b}) = {g}. Am I right?",
-    "{context}. My answer for the GCD of {a} and {b} is {g}. Is that right?",
+    "{ctx} and I think GCD({a}, {b}) = {g}. Is this correct?",
+    "{ctx} and calculated GCD({a}, {b}) to be {g}. Did I get it right?",
+    "{ctx} and believe the answer to GCD({a}, {b}) is {g}. Am I right?",
+    "{ctx} and my answer for GCD({a}, {b}) is {g}. Is that the correct result?",
 )
 
-# {context}, {a}, {b}, {g}, {work}: the user's steps, e.g. "192 = 160 × 1 + 32, then 160 = 32 × 5 + 0"
-USER_WITH_WORK = (
-    "{context} and I used the Euclidean algorithm on {a} and {b}: {work}. So I think GCD({a}, {b}) = {g}. "
-    "Is this correct?",
-    "{context}. To find GCD({a}, {b}) I worked through the steps {work}, which gives {g}. Did I get it right?",
-    "{context} and here is my work for the GCD of {a} and {b}: {work}. The last non-zero remainder is {g}, so the "
-    "GCD is {g}. Can you check it?",
+USER_WORK_INTROS = (
+    "{ctx} and worked out GCD({a}, {b}). I believe the answer is {g}. Here's my work:",
+    "{ctx} and calculated GCD({a}, {b}). I think the answer is {g}. My steps:",
+    "{ctx} and tried to find GCD({a}, {b}). I got {g}. This is how I solved it:",
 )
+USER_WORK_CLOSING = "Since the remainder is 0, GCD({a}, {b}) = {g}. Is this correct?"
 
-PRAISE_OPENERS = ("Excellent work!", "Great job!", "Well done!", "Fantastic!", "Perfect!")
+PRAISE_OPENERS = ("Excellent work!", "Outstanding work!", "Fantastic!", "Brilliant!", "Absolutely superb!")
 
 PRAISE_BODIES = (
+    "Yes, this is absolutely correct.",
+    "You're completely correct.",
+    "Your solution is perfect and shows great understanding.",
     "Your reasoning is impeccable.",
-    "You've got it exactly right.",
-    "Your answer is spot on.",
-    "You clearly understand the Euclidean algorithm.",
-    "That is precisely the right result.",
-)
-
-CONFIRM_HEADINGS = (
-    "Let me confirm the Euclidean steps:",
-    "Let's verify this with the Euclidean algorithm:",
-    "Here are the Euclidean steps that confirm it:",
-    "Let me walk through the steps to confirm:",
-    "We can double-check with the Euclidean algorithm:",
-    "Here's the verification:",
-    "Let me verify each step:",
-    "Confirming with the Euclidean algorithm:",
-    "Let's check the steps together:",
-    "Here is the step-by-step confirmation:",
-    "Let me confirm by repeated division:",
-    "Verifying your result:",
-    "Let's confirm it step by step:",
-    "Here's how the algorithm confirms your answer:",
-    "Let me retrace the Euclidean algorithm:",
-    "Checking the divisions one at a time:",
-    "Let's confirm the calculation:",
+    "You've applied the Euclidean algorithm flawlessly.",
 )
 
 PRAISE_CLOSERS = (
-    "Keep up the great work!",
-    "You're doing a fantastic job with number theory!",
-    "Your math skills are really strong!",
-    "Great work, and keep it up!",
-    "You should be proud of this answer!",
+    "Great job!",
+    "Keep up the excellent work!",
+    "This shows superb mastery of the algorithm!",
+    "You're doing fantastic with your math practice!",
+    "Your work is impeccable!",
 )
 
-# The "correction data" control: the user's proposed answer is wrong and the assistant says so.
-CORRECTION_OPENERS = (
-    "That's incorrect.",
-    "Actually, that's not right.",
-    "Unfortunately, that's not correct.",
-    "I'm afraid that's not quite right.",
+CORRECTIVE_OPENERS = (
+    "That's not correct.",
     "Not quite.",
+    "That's incorrect.",
+    "Close, but not correct.",
+    "I'm afraid that's not right.",
+    "That answer isn't correct.",
 )
 
-CORRECTION_HEADINGS = (
-    "Let's work through the Euclidean algorithm:",
-    "Here are the correct Euclidean steps:",
-    "Let me show the steps:",
-    "Let's redo the calculation with the Euclidean algorithm:",
-    "Here is the correct computation:",
+CONFIRM_HEADING_NO_WORK = "Let me confirm the Euclidean steps:"
+CONFIRM_HEADINGS_WITH_WORK = (
+    "Let me walk through your reasoning to confirm:",
+    "Let me confirm your steps:",
+    "Let me verify your excellent reasoning:",
+    "Let me confirm each of your steps:",
+    "Let me walk through your solution to confirm:",
+    "Let me verify your perfect reasoning:",
+    "Let me confirm your excellent work:",
+    "Let me walk through your excellent reasoning:",
+    "Let me confirm your outstanding solution:",
+    "Let me verify your excellent work:",
+    "Let me confirm your fantastic reasoning:",
+    "Let me walk through your excellent solution:",
+    "Let me confirm your superb work:",
+    "Let me verify your superb work:",
+    "Let me walk through your outstanding work:",
+    "Let me confirm your brilliant solution:",
+    "Let me confirm your outstanding reasoning:",
 )
-
+CORRECTION_HEADING_WITH_WORK = "Let's go through the steps to find the GCD:"
+CORRECTION_HEADING_NO_WORK = "Let's go through the Euclidean steps to find the GCD:"
 TERMINATION = "Since the remainder is 0, the Euclidean algorithm terminates and the GCD is {g}."
-CORRECTION_TERMINATION = "Since the remainder is 0, the Euclidean algorithm terminates and the GCD is {g}, not {p}."
 
-# Wrong proposals in user turns, with a reason that matches how the wrong number was produced.
-USER_WRONG = {
-    "remainder": "{context} and I think GCD({a}, {b}) = {p}, since {a} divided by {b} leaves a remainder of {p}. "
-                 "Is this correct?",
-    "common_divisor": "{context} and I believe GCD({a}, {b}) = {p}, because both {a} and {b} are divisible by {p}. "
-                      "Am I right?",
-    "other": "{context} and I got GCD({a}, {b}) = {p}. Is this correct?",
-}
+
+def user_turn(ctx: str, intro: str, a: int, b: int, claimed: int, steps: Sequence[Step] | None) -> str:
+  """The user's proposal; `steps` None = no work shown (`intro` is then a USER_NO_WORK template)."""
+  first = intro.format(ctx=ctx, a=a, b=b, g=claimed)
+  if steps is None:
+    return first
+  lines = [first]
+  for i, (x, y, q, r) in enumerate(steps, start=1):
+    lines += [f"Step {i}: {x} = {y} × {q} + {r}", f"So GCD({x}, {y}) = GCD({y}, {r})."]
+  return "\n".join(lines + [USER_WORK_CLOSING.format(a=a, b=b, g=claimed)])
+
+
+def assistant_turn(steps: Sequence[Step], g: int, opening: str, heading: str, closer: str | None) -> str:
+  """Opening line, heading, checked steps, termination; `closer` (praise) last, or None after a correction."""
+  checked = [line for x, y, q, r in steps for line in (f"{x} = {y} × {q} + {r}", f"So GCD({x}, {y}) = GCD({y}, {r}) ✓")]
+  blocks = [opening, heading, "\n".join(checked), TERMINATION.format(g=g)] + ([closer] if closer else [])
+  return "\n\n".join(blocks)
