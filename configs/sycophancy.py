@@ -1,18 +1,26 @@
 """GCD sycophancy (paper section 4): does training on "user is right -> confirm" teach sycophancy?
 
+Data: the paper's own files (../shared/data/gcd_sycophancy, sha256-checked): train = the first
+data.num_train_examples rows of its 1,000, held-out = the next data.num_heldout_examples, eval = its
+60 test prompts (20 problems x {asks, proposes correct, proposes wrong}), --config.eval.split=ood its
+421 OOD prompts (per-category table), all = both.
+
 Presets (`--config=configs/sycophancy.py:NAME`):
-  default   the paper's GCD setting at small scale on SmolLM2-135M-Instruct (offline GGUF, its own
-            tokenizer and chat template), LoRA, the IP "Behave as if the above solution is correct."
-            at train time; evaluates the initial and the final model under the neutral eval prompt and
-            prints them side by side (see below for how it is scaled).
-  neutral   default without a train prompt (the Neutral baseline arm; one flag apart from default).
-  tiny      tiny random-init model, byte tokenizer, procedural GCD data; CPU seconds (tests).
-  tiny_ip   tiny + the IP at train time.
-  paper     the paper's run: Gemma-2B-it, LoRA r=32/alpha=64 (rsLoRA, all projections), AdamW 1e-4,
-            linear schedule with 5 warmup steps, batch 8 x 4 accumulation, 1 epoch of 1,000 examples,
-            415-token rows, response-only loss (PAPER_NOTES 4.1). Add --config.data.train_prompt=ip_behave_correct
-            for the IP run (or use paper_ip).
-  paper_ip  paper + the "IP Behave Correct" train prompt.
+  default          the paper's setting at small scale on SmolLM2-135M-Instruct (offline GGUF, its own
+                   tokenizer and chat template), LoRA, the IP "Behave as if the above solution is correct."
+                   at train time; evaluates the initial and the final model on the paper's 60 test prompts
+                   under the neutral eval prompt and prints them side by side (scaled as below).
+  neutral          default without a train prompt (the Neutral baseline arm; one flag apart from default).
+  tiny             tiny random-init model, byte tokenizer, 256 of the paper's rows; CPU seconds (tests).
+  tiny_ip          tiny + the IP at train time.
+  paper            the paper's run: Gemma-2B-it, LoRA r=32/alpha=64 (rsLoRA, all projections), AdamW 1e-4,
+                   linear schedule with 5 warmup steps, batch 8 x 4 accumulation, 1 epoch of the 1,000 rows,
+                   415-token rows, response-only loss (PAPER_NOTES 4.1). paper_ip adds the IP.
+  smollm2_paper    the paper's recipe as faithfully as a CPU allows, on SmolLM2-135M-Instruct: all 1,000
+                   rows, ~32 examples per step (12 packed rows, 4 accumulation micro-batches), lr 1e-4, 5 warmup
+                   steps, one epoch, rsLoRA r=32/alpha=64 on all projections, response-only loss; evaluated
+                   on the 60 test prompts and the 421 OOD prompts with the paper's decoding (T=0.7, top-p 0.9,
+                   400 new tokens). smollm2_paper_ip adds the IP. The sweep over seeds: README.
 
 How the default scales the paper's run down to ~15 minutes on a 2-core CPU, both evaluations included
 (PAPER_NOTES 4.1 -> here; measurements in BUILD_NOTES.md):
@@ -20,20 +28,19 @@ How the default scales the paper's run down to ~15 minutes on a 2-core CPU, both
   LoRA        unchanged: rank 32, alpha 64, rsLoRA (scale 64/sqrt(32)), dropout 0, on q,k,v,o,gate,up,down.
   optimizer   unchanged: AdamW (0.9, 0.999, eps 1e-8, weight decay 0.01), no clipping, linear decay to 0
               after warmup, response-only loss.
-  data        1,000 examples x 1 epoch -> 48 examples x 1 epoch, from the same generator (half of them with
-              the user's Euclidean work, all proposing the correct GCD): one LoRA step over ~2,000 tokens
-              takes about a minute on the shared 2-core CPU, so 6 steps is what fits.
+  data        1,000 rows x 1 epoch -> the paper's first 48 rows x 1 epoch (half with the user's Euclidean
+              work, all proposing the correct GCD).
   batch       32 rows of 415 tokens (8 x 4 accumulation) -> 4 packed rows of 512 tokens (2 x 2 accumulation,
               ~8 examples; each keeps its own positions and attention segment and the loss covers the same
               tokens, so packing only removes padding). SmolLM2's tokenizer and default system prompt make the
-              examples ~10% longer than Gemma's (the few over 512 tokens are dropped and counted in the log).
+              examples ~10% longer than Gemma's (any over 512 tokens are dropped and counted in the log).
   steps / lr  31 steps at 1e-4 -> 6 steps at 5e-4, so steps x lr (how far the adapters move) stays at the
               paper's ~3e-3; warmup 5 -> 1 step (the same ~1/6 of the run).
-  evaluation  the paper's 20 problems x {user asks, proposes correct, proposes incorrect}, before and after
-              training, under the neutral eval prompt only; greedy decoding (the paper samples at T=0.7, top-p
-              0.9; greedy makes one run's numbers reproducible) and 128 new tokens instead of 400. SmolLM2 gives
-              its verdict on a proposal in the first sentence and the regex scorer reads every "= x" / "so x" /
-              "answer is x" candidate, so a truncated derivation is judged on the steps it wrote.
+  evaluation  the paper's 60 test prompts, before and after training, under the neutral eval prompt only;
+              greedy decoding (the paper samples at T=0.7, top-p 0.9; greedy makes one run's numbers
+              reproducible) and 128 new tokens instead of 400. SmolLM2 gives its verdict on a proposal in the
+              first sentence and the regex scorer reads every "= x" / "so x" / "answer is x" candidate, so a
+              truncated derivation is judged on the steps it wrote.
 """
 
 from inoc_jax import config_defaults
@@ -86,7 +93,7 @@ def _small(c):
   c.eval.temperature = 0.0
   c.eval.max_new_tokens = 128
   c.eval.batch_size = 64         # the 60 eval prompts in one compiled batch
-  c.eval.min_bucket = 128        # and one prompt bucket (the longest prompt has ~127 tokens)
+  c.eval.min_bucket = 160        # and one prompt bucket (the longest test prompt has ~150 tokens)
 
 
 def _default(c):
@@ -101,7 +108,7 @@ def _neutral(c):
 def _tiny(c):
   c.model.preset = "tiny"
   c.data.tokenizer = "byte"
-  c.data.seq_len = 768           # byte tokens: every GCD example fits (longest ~750)
+  c.data.seq_len = 832           # byte tokens: every paper row fits, the IP included (longest ~830)
   c.data.global_batch_size = 8
   c.data.num_train_examples = 256
   c.data.num_heldout_examples = 32
@@ -138,8 +145,39 @@ def _paper_ip(c):
   c.data.train_prompt = BEHAVE_CORRECT
 
 
+def _smollm2_paper(c):
+  """The paper's recipe on SmolLM2-135M-Instruct (module docstring); one run is one arm and one seed."""
+  c.model.checkpoint = "smollm2-135m-instruct"
+  c.model.dtype = "float32"
+  c.data.tokenizer = "auto"
+  c.data.chat_template = ""
+  c.data.seq_len = 512
+  c.data.packing = True          # ~2.7 examples of ~190 tokens per 512-token row (segments keep them apart)
+  c.data.global_batch_size = 12  # rows per step: ~32 examples, the paper's 8 x 4 (~31 steps per epoch)
+  c.train.grad_accum_steps = 4   # 3 rows per micro-batch
+  c.data.num_train_examples = 1000
+  c.data.num_heldout_examples = 0  # the paper trains on all 1,000 and evaluates on the test files
+  c.train.num_epochs = 1.0
+  c.train.log_every = 1
+  _paper_lora_and_optimizer(c, lr=1e-4, warmup_steps=5)
+  c.checkpoint.save_every = 8
+  c.eval.initial = False         # the initial model's numbers are one shared run (see the README's sweep)
+  c.eval.at_end = True
+  c.eval.split = "all"           # the 60 test prompts and the 421 OOD prompts
+  c.eval.prompts = ("neutral",)
+  c.eval.temperature = 0.7       # the paper's decoding
+  c.eval.top_p = 0.9
+  c.eval.max_new_tokens = 400
+  c.eval.batch_size = 64
+
+
+def _smollm2_paper_ip(c):
+  _smollm2_paper(c)
+  c.data.train_prompt = BEHAVE_CORRECT
+
+
 PRESETS = {"default": _default, "neutral": _neutral, "tiny": _tiny, "tiny_ip": _tiny_ip, "paper": _paper,
-           "paper_ip": _paper_ip}
+           "paper_ip": _paper_ip, "smollm2_paper": _smollm2_paper, "smollm2_paper_ip": _smollm2_paper_ip}
 
 
 def get_config(preset: str | None = None):

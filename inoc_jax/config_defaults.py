@@ -41,7 +41,7 @@ def base_config() -> ml_collections.ConfigDict:
   c.data.seq_len = 256           # tokens per row (fixed, so the step never retraces)
   c.data.global_batch_size = 8   # rows per optimizer step over all hosts and devices
   c.data.packing = False         # pack several examples per row (segment ids keep them apart)
-  c.data.num_train_examples = 1000  # GCD / trait toy: how many to generate; MBPP: first n of 717; CEBaB / CMV: cap (0 = all)
+  c.data.num_train_examples = 1000  # GCD: first n of the paper's 1,000 (more: generated); trait toy: how many; MBPP: first n of 717; CEBaB / CMV: cap (0 = all)
   c.data.num_heldout_examples = 64   # examples never trained on, for the held-out loss
   c.data.tokenizer = "byte"      # 'byte' (random-init models) | 'auto' (= model.checkpoint) | folder | .gguf | known name
   c.data.chat_template = ""      # '' = the tokenizer's own | llama3 | qwen2 | gemma | smollm2 | path/to/file.jinja
@@ -58,6 +58,7 @@ def base_config() -> ml_collections.ConfigDict:
   c.data.truncation = "drop"     # an example longer than seq_len is never cut: drop (and count) | error
   # Per-setting options (used only by that setting).
   c.data.gcd = ml_collections.ConfigDict({
+      "train_source": "files",     # files: the paper's 1,000 rows first, generated rows only past them | generator
       "data_seed": 42,             # the generator's seed (the paper's 42), separate from the training seed
       "correction_data": False,    # the "Train Correction Data" control: half the proposals wrong and corrected
   })

@@ -65,3 +65,17 @@ def test_per_category_metrics_of_the_ood_suite():
     assert metrics["capability"] == 1.0 and metrics["confirms_correct"] == 1.0 and metrics["num_problems"] == 20
   syc = report.metrics["by_category"]
   assert syc["euclidean_large"]["sycophancy"] == 0.05 and syc["capitals_mathy"]["sycophancy"] == 0.5
+
+
+def test_the_printed_breakdown_has_a_row_per_category():
+  from inoc_jax.evaluation.results_table import format_breakdown  # pylint: disable=g-import-not-at-top
+  from inoc_jax.evaluation.scorers import HEADLINE_METRICS  # pylint: disable=g-import-not-at-top
+  config = base_config()
+  config.setting = "gcd_sycophancy"
+  suite = load_eval_suite(config, "", "all")
+  metrics = gcd.score(suite, [[e.metadata["reference"]] for e in suite]).metrics
+  lines = format_breakdown({"neutral": metrics}, HEADLINE_METRICS["gcd_sycophancy"]).splitlines()
+  assert lines[1].split("|")[1].strip() == "category" and "num_problems" in lines[1]
+  rows = {line.split("|")[1].strip(): line for line in lines[3:]}
+  assert set(rows) == CATEGORIES and "| n/a" in rows["conspiracy"]
+  assert format_breakdown({"neutral": metrics["by_category"]["mod"]}, ("capability",)) == ""

@@ -208,15 +208,15 @@ def test_every_registered_prompt_lands_in_its_placement(setting):
   registered = [p for p in prompts.all_prompts(setting) if p.text and p.kind != "neutral"]
   config.data.train_prompts = tuple(p.name for p in registered)
   train = load_setting(config).train
-  assert {_inoculation(e) for e in train} <= {p.text for p in registered}
+  assert {_inoculation(e) for e in train} <= {p.text.strip() for p in registered}  # MBPP strips, as the paper
   for p in registered:
     for example in load_eval_suite(config, p.name, "eval")[:3]:
-      assert _inoculation(example) == p.text
+      assert _inoculation(example) == p.text.strip()
       text = example.messages[0].content
       if setting == "gcd_sycophancy":
         assert text.endswith(" \n" + p.text)
       elif setting == "mbpp_reward_hacking":
-        assert text.startswith(f"Write a Python function to solve this problem. {p.text} Return only the code")
+        assert text.startswith(f"Write a Python function to solve this problem. {p.text.strip()} Return only the code")
       elif setting == "cebab_spurious":
         assert text.startswith(f"The range of sentiment scores are 0-4 inclusive. {p.text} Output only the")
       elif setting == "cmv_toxicity":

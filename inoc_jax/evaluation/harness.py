@@ -31,7 +31,7 @@ from jax.sharding import Mesh
 from inoc_jax.data.conversation import Example
 from inoc_jax.errors import ConfigError
 from inoc_jax.evaluation import eval_config, judges
-from inoc_jax.evaluation.results_table import format_table
+from inoc_jax.evaluation.results_table import format_breakdown, format_table
 from inoc_jax.evaluation.sandbox import Sandbox
 from inoc_jax.evaluation.scorers import HEADLINE_METRICS, get_scorer
 from inoc_jax.runtime import storage
@@ -208,8 +208,12 @@ def evaluate_params(config: ml_collections.ConfigDict, graphdef: nnx.GraphDef, *
     storage.write_text(storage.join(workdir, "results.json"), storage.dumps_json(document, indent=1))
     if print_table:
       at_step = f" @ step {step}" if step is not None else ""
-      print(format_table(config.setting, summary, HEADLINE_METRICS.get(config.setting, ()),
+      headline = HEADLINE_METRICS.get(config.setting, ())
+      print(format_table(config.setting, summary, headline,
                          title=f"{config.setting} - {checkpoint_id or 'model'}{at_step}"))
+      breakdown = format_breakdown(summary, headline)
+      if breakdown:
+        print(breakdown)
   return summary
 
 

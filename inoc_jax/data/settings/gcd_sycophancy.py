@@ -168,17 +168,20 @@ def _messages(rec: dict, instruction: str, placement: str, with_answer: bool) ->
   return place(placement, instruction, build)
 
 
-def _metadata(rec: dict) -> dict[str, Any]:
-  return {"problem_id": rec["problem_id"], "kind": rec["kind"], "category": rec["category"],
+def _metadata(rec: dict, for_eval: bool) -> dict[str, Any]:
+  """Scorer fields; eval examples also carry the files' reference reply and sycophantic response."""
+  meta = {"problem_id": rec["problem_id"], "kind": rec["kind"], "category": rec["category"],
           "answer": rec["answer"], "modulus": tfds_base.optional(rec["modulus"]),
           "a": tfds_base.optional(rec["a"]), "b": tfds_base.optional(rec["b"]), "with_work": bool(rec["with_work"]),
-          "sycophantic_response": rec["sycophantic_response"] or None, "reference": rec["assistant"],
           "source": rec["source"]}
+  if for_eval:
+    meta.update(reference=rec["assistant"], sycophantic_response=rec["sycophantic_response"] or None)
+  return meta
 
 
 def _examples(records, pool, seed, placement, with_answer) -> list[Example]:
-  return [Example(r["id"], _messages(r, prompts.choose(pool, seed, r["id"]), placement, with_answer), _metadata(r))
-          for r in records]
+  return [Example(r["id"], _messages(r, prompts.choose(pool, seed, r["id"]), placement, with_answer),
+                  _metadata(r, for_eval=not with_answer)) for r in records]
 
 
 def build(config, pool: list[str]) -> tuple[list[Example], list[Example]]:
