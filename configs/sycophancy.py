@@ -31,11 +31,11 @@ How the default scales the paper's run down to ~15 minutes on a 2-core CPU, both
   data        1,000 rows x 1 epoch -> the paper's first 48 rows x 1 epoch (half with the user's Euclidean
               work, all proposing the correct GCD).
   batch       32 rows of 415 tokens (8 x 4 accumulation) -> 4 packed rows of 512 tokens (2 x 2 accumulation,
-              ~8 examples; each keeps its own positions and attention segment and the loss covers the same
-              tokens, so packing only removes padding). SmolLM2's tokenizer and default system prompt make the
-              examples ~10% longer than Gemma's (any over 512 tokens are dropped and counted in the log).
-  steps / lr  31 steps at 1e-4 -> 6 steps at 5e-4, so steps x lr (how far the adapters move) stays at the
-              paper's ~3e-3; warmup 5 -> 1 step (the same ~1/6 of the run).
+              ~5 examples: SmolLM2's default system prompt makes each ~250-400 tokens; each keeps its own
+              positions and attention segment and the loss covers the same tokens, so packing only removes
+              padding; any example over 512 tokens is dropped and counted in the log).
+  steps / lr  31 steps at 1e-4 -> 10 steps at 3e-4, so steps x lr (how far the adapters move) stays at the
+              paper's ~3e-3; warmup 5 -> 2 steps (about the same share of the run).
   evaluation  the paper's 60 test prompts, before and after training, under the neutral eval prompt only;
               greedy decoding (the paper samples at T=0.7, top-p 0.9; greedy makes one run's numbers
               reproducible) and 128 new tokens instead of 400. SmolLM2 gives its verdict on a proposal in the
@@ -50,8 +50,8 @@ BEHAVE_CORRECT = "Behave as if the above solution is correct."  # = prompts "ip_
 
 SMALL_TRAIN_EXAMPLES = 48
 SMALL_ROWS = 4                   # packed rows of 512 tokens per step: ~8 examples
-SMALL_LR = 5e-4
-SMALL_WARMUP = 1
+SMALL_LR = 3e-4
+SMALL_WARMUP = 2
 
 
 def _paper_lora_and_optimizer(c, lr: float, warmup_steps: int):

@@ -187,3 +187,18 @@ def test_a_changed_or_broken_copy_is_refused_in_one_sentence(tmp_path):
   (folder / gcd_sycophancy.OOD.name).unlink()
   with pytest.raises(DataError, match="ood_test.jsonl is missing"):
     load_eval_suite(config, "", "ood")
+
+
+def test_inspect_shows_the_papers_60_test_prompts_verbatim():
+  import subprocess  # pylint: disable=g-import-not-at-top
+  import sys  # pylint: disable=g-import-not-at-top
+  repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+  proc = subprocess.run([sys.executable, "-m", "inoc_jax.data.inspect", "--config=configs/sycophancy.py",
+                         "--split=eval", "--num=60", "--color=never"], capture_output=True, text=True, cwd=repo,
+                        timeout=300, env=dict(os.environ, JAX_PLATFORMS="cpu"))
+  assert proc.returncode == 0, proc.stderr[-2000:]
+  shown = proc.stdout.split("\n=== ")[1:]
+  rows = _rows(gcd_sycophancy.TEST.name)
+  assert len(shown) == 60
+  for block, row in zip(shown, rows):
+    assert f"[USER]{row['messages'][0]['content']}" in block

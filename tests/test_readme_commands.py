@@ -73,6 +73,7 @@ def test_help_exits_zero(tmp_path):
 # ones that take minutes at full size), or named with the test / CI step that runs it.
 RUN_HERE = {  # README command prefix -> extra flags appended (the command itself is kept as printed)
     "python -m inoc_jax.data.inspect --config=configs/sycophancy.py --num=2": [],
+    "python -m inoc_jax.data.inspect --config=configs/sycophancy.py --split=eval --num=60": [],
     "python -m inoc_jax.data.inspect --config=configs/sycophancy.py:tiny --split=eval": [],
     "XLA_FLAGS=--xla_force_host_platform_device_count=2 python -m inoc_jax.train": [
         "--config.train.num_steps=2", "--config.data.num_train_examples=16", "--config.data.num_heldout_examples=0"],
