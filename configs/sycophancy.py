@@ -49,7 +49,7 @@ from inoc_jax.config_lib import select_preset
 BEHAVE_CORRECT = "Behave as if the above solution is correct."  # = prompts "ip_behave_correct"
 
 SMALL_TRAIN_EXAMPLES = 48
-SMALL_ROWS = 4                   # packed rows of 512 tokens per step: ~8 examples
+SMALL_ROWS = 4                   # packed rows of 512 tokens per step: ~5 of the paper's examples
 SMALL_LR = 3e-4
 SMALL_WARMUP = 2
 

@@ -91,6 +91,9 @@ RUN_ELSEWHERE = {
     "python -m inoc_jax.train --config=configs/sycophancy.py:tiny --config.model.checkpoint=smollm2":
         "tests/test_pretrained_training.py (SmolLM2 LoRA through the same CLI; 70 s here, so not twice)",
     "python -m inoc_jax.export --checkpoint=runs/smol": "tests/test_pretrained_training.py (export of that run)",
+    "python -m inoc_jax.sweep --config=configs/sycophancy.py:smollm2_paper":
+        "by hand (hours; results/ keeps each finished run); the same CLI and flags: tests/test_sweep.py",
+    "python -m inoc_jax.report results/gcd-smollm2-paper": "by hand after the sweep; tests/test_report.py",
     "python -m inoc_jax.sweep --config=configs/sycophancy.py": "tests/test_sweep.py (tiny preset, same flags)",
     "python -m inoc_jax.report sweeps/gcd-small": "tests/test_sweep.py, tests/test_report.py",
     "python -m inoc_jax.sweep --config=configs/organism.py": ".ci/run's science step (tests/test_organism_science.py)",
