@@ -37,13 +37,13 @@ python="${PYTHON:-python}"
   echo
   echo "## training ($BATCH x $SEQ_LEN)"
   echo
-  "$python" bench/train.py --model= --preset="$PRESET" --skip_hf --dtypes=bfloat16 --modes="$MODES" \
+  "$python" bench/train.py --model= --preset="$PRESET" --skip_hf --dtypes=bfloat16 --modes="$MODES" --repeats=1 --allow_noisy \
     --batch="$BATCH" --seq_len="$SEQ_LEN" --steps="$STEPS" --remat="$REMAT" --loss_chunk="$LOSS_CHUNK" \
     --matmul_size="$MATMUL_SIZE"
   echo
   echo "## decoding (greedy, prompt $PROMPT_LEN, $NEW_TOKENS new tokens)"
   echo
-  "$python" bench/decode.py --model= --preset="$PRESET" --skip_hf --dtype=bfloat16 --batches="$DECODE_BATCHES" \
+  "$python" bench/decode.py --model= --preset="$PRESET" --skip_hf --dtype=bfloat16 --batches="$DECODE_BATCHES" --processes=1 --allow_noisy \
     --prompt_len="$PROMPT_LEN" --new_tokens="$NEW_TOKENS"
 } 2>&1 | tee "$report"
 echo "written: $report"

@@ -159,3 +159,62 @@ def parse_table(text: str) -> list[dict[str, str]]:
       break
     rows.append(dict(zip(headers, cells)))
   return rows
+
+
+MAX_QUIET_LOAD = 1.0  # 1-minute load average above which a machine is too busy to benchmark
+
+
+def load_average() -> float | None:
+  return os.getloadavg()[0] if hasattr(os, "getloadavg") else None
+
+
+def quiet_machine_check(allow_noisy: bool) -> bool:
+  """True when the 1-minute load average is at most MAX_QUIET_LOAD; else refuse (exit 2) unless allowed.
+
+  A benchmark taken while other work shares the CPU misstates both sides and their ratio, so the rows of
+  a run that starts on a busy machine are marked "noisy" (with --allow_noisy) or not taken at all. On an
+  accelerator the host's load does not set the timings, and the check passes.
+  """
+  import jax  # pylint: disable=g-import-not-at-top
+  load = load_average()
+  if load is None or load <= MAX_QUIET_LOAD or jax.default_backend() != "cpu":
+    return True
+  message = (f"load average {load:.2f} > {MAX_QUIET_LOAD}: other work shares the CPU, so timings would be wrong; "
+             "wait until the machine is idle")
+  if not allow_noisy:
+    print(message + " (or pass --allow_noisy to mark the rows noisy).", file=sys.stderr)
+    raise SystemExit(2)
+  print(message + "; --allow_noisy: rows marked noisy.", file=sys.stderr)
+  return False
+
+
+def alternate(sides: dict[str, Any], repeats: int) -> dict[str, list[dict[str, Any]]]:
+  """Runs each side's zero-argument callable `repeats` times, alternating A B A B ..., results per side.
+
+  Alternating keeps a burst of other work from landing on one side only; `median_result` then takes the
+  median of each side's repeats.
+  """
+  results: dict[str, list[dict[str, Any]]] = {name: [] for name in sides}
+  for _ in range(repeats):
+    for name, run in sides.items():
+      results[name].append(run())
+  return results
+
+
+def median_result(results: list[dict[str, Any]], key: str = "tokens_per_second") -> dict[str, Any]:
+  """The repeat whose `key` is the median (lower median for an even count); {} if none succeeded.
+
+  The returned dict gains `repeats` (how many succeeded) and `<key>_all` (every repeat's value).
+  """
+  good = sorted((r for r in results if key in r and r[key] is not None), key=lambda r: r[key])
+  if not good:
+    return next((r for r in results if "error" in r), {})
+  chosen = dict(good[(len(good) - 1) // 2])
+  chosen["repeats"] = len(good)
+  chosen[f"{key}_all"] = [r[key] for r in good]
+  return chosen
+
+
+def load_line(label: str) -> str:
+  load = load_average()
+  return f"load average at {label}: {load:.2f}" if load is not None else f"load average at {label}: unknown"

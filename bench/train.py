@@ -15,7 +15,10 @@ alpha=16, rsLoRA scaling, no dropout, on q,k,v,o,gate,up,down (PEFT on HF).
 
 Timing: one warm-up step (its time minus the median step is the compile time;
 HF's first step is its warm-up), then --steps steps; tokens/s = batch·seq /
-median step seconds. MFU = tokens/s x model FLOPs per token (bench/flops.py:
+median step seconds. Each side runs --repeats times in fresh processes,
+alternating ours / HF, and the row reports the median repeat. The run refuses
+to start when the 1-minute load average exceeds 1.0 (--allow_noisy marks the
+rows "noisy" instead) and prints the load before and after. MFU = tokens/s x model FLOPs per token (bench/flops.py:
 6·N_mm + 12·L·H·hd·s for full fine-tuning, 4·N_mm + 6·N_lora + 12·L·H·hd·s
 for LoRA) / the matmul limit of the same dtype. The first-step loss of both
 sides is printed as a check that they compute the same thing.
@@ -187,6 +190,8 @@ def main() -> None:
   parser.add_argument("--profile_dir", default="", help="also trace 2 of our steps there and print where time goes")
   parser.add_argument("--matmul_size", type=int, default=2048, help="side of the square matmul of the limit")
   parser.add_argument("--seed", type=int, default=0)
+  parser.add_argument("--repeats", type=int, default=3, help="processes per side, alternating ours / HF")
+  parser.add_argument("--allow_noisy", action="store_true", help="run on a busy machine, rows marked noisy")
   parser.add_argument("--timeout", type=float, default=3600, help="seconds per side")
   parser.add_argument("--child", choices=("ours", "hf"), help=argparse.SUPPRESS)
   args = parser.parse_args()
@@ -199,6 +204,8 @@ def main() -> None:
 
   if args.skip_hf is False and not args.model:
     parser.error("the HF side needs a checkpoint: pass --model or --skip_hf")
+  quiet = common.quiet_machine_check(args.allow_noisy)
+  print(common.load_line("start"))
   common.use_cpu_flags("train")
   limits = {dtype: common.matmul_limit(dtype, args.matmul_size) for dtype in dtypes}
   print(common.machine_line())
@@ -209,8 +216,12 @@ def main() -> None:
   rows, profiles = [], []
   for mode in modes:
     for dtype in dtypes:
-      ours = common.run_child(script, child_args(args, "ours", mode, dtype), timeout=args.timeout)
-      hf = {} if args.skip_hf else common.run_child(script, child_args(args, "hf", mode, dtype), timeout=args.timeout)
+      sides = {"ours": lambda: common.run_child(script, child_args(args, "ours", mode, dtype), timeout=args.timeout)}
+      if not args.skip_hf:
+        sides["hf"] = lambda: common.run_child(script, child_args(args, "hf", mode, dtype), timeout=args.timeout)
+      runs = common.alternate(sides, args.repeats)
+      ours = common.median_result(runs["ours"])
+      hf = common.median_result(runs["hf"]) if "hf" in runs else {}
       for side, result in (("ours", ours), ("HF", hf)):
         if "error" in result:
           print(f"{side} {mode} {dtype} failed: {result['error']}", file=sys.stderr)
@@ -220,19 +231,21 @@ def main() -> None:
       tuning = "full" if mode == "full" else f"LoRA r={args.lora_rank}"
       if ours.get("profile"):
         profiles.append(f"### ours, {mode}, {dtype}\n\n{ours['profile']}")
-      rows.append([args.model or args.preset, tuning, dtype, f"{args.batch}x{args.seq_len}", ours_tps, hf_tps,
+      rows.append([args.model or args.preset, tuning + ("" if quiet else " (noisy)"), dtype,
+                   f"{args.batch}x{args.seq_len}", ours_tps, hf_tps,
                    None if not (ours_tps and hf_tps) else f"{ours_tps / hf_tps:.2f}x",
                    None if mfu(ours_tps) is None else f"{mfu(ours_tps):.0%}",
                    None if mfu(hf_tps) is None else f"{mfu(hf_tps):.0%}",
                    ours.get("peak_gib"), hf.get("peak_gib"), ours.get("compile_seconds"), ours.get("traces"),
-                   ours.get("first_loss"), hf.get("first_loss")])
+                   ours.get("first_loss"), hf.get("first_loss"), ours.get("repeats")])
       print(f"{mode} {dtype}: ours {ours_tps or 0:.1f} tok/s (peak host memory {ours.get('peak_gib', 0):.2f} GiB, "
             f"{ours.get('peak_after_init_gib', 0):.2f} GiB before the first step)"
             + (f", HF {hf_tps:.1f} tok/s" if hf_tps else ""), flush=True)
   print()
+  print(common.load_line("end"))
   print(common.markdown_table(
       ["model", "tuning", "dtype", "batch", "ours tok/s", "HF tok/s", "ours / HF", "ours MFU", "HF MFU",
-       "ours peak GiB", "HF peak GiB", "compile s", "compiles", "loss ours", "loss HF"], rows))
+       "ours peak GiB", "HF peak GiB", "compile s", "compiles", "loss ours", "loss HF", "repeats"], rows))
   for profile in profiles:
     print("\n" + profile)
 

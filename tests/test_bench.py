@@ -50,6 +50,26 @@ def test_markdown_table_round_trips_through_the_parser():
                                                                {"a": "y", "b": "12346", "c": "7"}]
 
 
+def test_a_busy_machine_is_refused_or_its_rows_marked_noisy(monkeypatch, capsys):
+  monkeypatch.setattr(common, "load_average", lambda: 3.5)
+  with pytest.raises(SystemExit) as exit_info:
+    common.quiet_machine_check(allow_noisy=False)
+  assert exit_info.value.code == 2 and "load average 3.50 > 1.0" in capsys.readouterr().err
+  assert common.quiet_machine_check(allow_noisy=True) is False
+  monkeypatch.setattr(common, "load_average", lambda: 0.4)
+  assert common.quiet_machine_check(allow_noisy=False) is True
+
+
+def test_sides_alternate_and_the_median_repeat_is_reported():
+  order, values = [], iter([10.0, 50.0, 30.0, 20.0, 40.0, 60.0])
+  sides = {name: (lambda name=name: order.append(name) or {"tokens_per_second": next(values)}) for name in ("a", "b")}
+  runs = common.alternate(sides, 3)
+  assert order == ["a", "b", "a", "b", "a", "b"]
+  a = common.median_result(runs["a"])
+  assert a["tokens_per_second"] == 30.0 and a["tokens_per_second_all"] == [10.0, 30.0, 40.0] and a["repeats"] == 3
+  assert common.median_result([{"error": "exit 1"}]) == {"error": "exit 1"}
+
+
 def test_cpu_flags_are_added_once_per_workload_and_can_be_switched_off():
   env = common.use_cpu_flags("decode", {"XLA_FLAGS": "--xla_force_host_platform_device_count=2"})
   assert env["XLA_FLAGS"].split() == ["--xla_force_host_platform_device_count=2", *common.CPU_XLA_FLAGS["decode"]]
@@ -61,15 +81,16 @@ def test_cpu_flags_are_added_once_per_workload_and_can_be_switched_off():
 
 def test_train_benchmark_without_hf_prints_a_row_per_tuning(tmp_path):
   out = run_bench("bench/train.py", "--model=", "--preset=tiny", "--skip_hf", "--batch=2", "--seq_len=16",
-                  "--steps=1", "--modes=full,lora", "--dtypes=float32", "--matmul_size=256",
-                  f"--profile_dir={tmp_path}")  # bf16: test_accelerator_script_runs_on_cpu_with_a_tiny_override
+                  "--steps=1", "--modes=full,lora", "--dtypes=float32", "--matmul_size=256", "--allow_noisy",
+                  "--repeats=2", f"--profile_dir={tmp_path}")  # bf16: test_accelerator_script_runs_on_cpu_with_a_tiny_override
   rows = common.parse_table(out)
   assert [(r["tuning"], r["dtype"]) for r in rows] == [("full", "float32"), ("LoRA r=8", "float32")]
   for row in rows:
     assert float(row["ours tok/s"]) > 0 and row["ours MFU"].endswith("%")
     assert row["compiles"] == "1"                 # the train step traced once over warm-up + timed steps
     assert float(row["ours peak GiB"]) > 0.05
-    assert row["HF tok/s"] == "-"
+    assert row["HF tok/s"] == "-" and row["repeats"] == "2"
+  assert "load average at start" in out and "load average at end" in out
   assert "### ours, full, float32" in out and "| matmul |" in out  # the profile summary
 
 
@@ -77,7 +98,7 @@ def test_train_benchmark_without_hf_prints_a_row_per_tuning(tmp_path):
 @pytest.mark.skipif(not HAVE_HF, reason="the HF side needs torch, transformers and peft")
 def test_train_benchmark_with_hf_trains_the_same_model_on_the_same_data():
   out = run_bench("bench/train.py", f"--model={HF_FIXTURE}", "--batch=2", "--seq_len=16", "--steps=1",
-                  "--modes=full,lora", "--dtypes=float32", "--matmul_size=256")
+                  "--modes=full,lora", "--dtypes=float32", "--matmul_size=256", "--allow_noisy", "--repeats=1")
   rows = common.parse_table(out)
   assert len(rows) == 2
   for row in rows:
@@ -89,13 +110,14 @@ def test_train_benchmark_with_hf_trains_the_same_model_on_the_same_data():
 
 def test_decode_benchmark_without_hf_runs_on_a_random_init_preset():
   out = run_bench("bench/decode.py", "--model=", "--preset=tiny", "--skip_hf", "--batches=1,2", "--prompt_len=8",
-                  "--new_tokens=4", "--repeats=1")
+                  "--new_tokens=4", "--repeats=1", "--processes=2", "--allow_noisy")
   rows = common.parse_table(out)
   assert [r["batch"] for r in rows] == ["1", "2"]
   for row in rows:
     assert float(row["ours tok/s"]) > 0 and row["of bandwidth limit"].endswith("%")
     assert row["compiles"] == "1"                 # prefill and decode loop compiled once per bucket
-  assert "peak host memory: ours" in out
+    assert row["processes"] == "2"
+  assert "peak host memory: ours" in out and "load average at end" in out
 
 
 @pytest.mark.slow
