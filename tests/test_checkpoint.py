@@ -163,7 +163,7 @@ def _lora_config(base_dir, *overrides):
   return config_lib.load_config(os.path.join(REPO, "configs", "sycophancy.py:tiny"), [
       "data.num_train_examples=48", "data.num_heldout_examples=8", f"model.checkpoint={base_dir}",
       "lora.enabled=True", "lora.rank=4", "optim.lr=1e-2", "checkpoint.save_every=2", "train.log_every=1",
-      "data.seq_len=384", *overrides])
+      "data.seq_len=832", *overrides])
 
 
 @pytest.fixture(scope="module")

@@ -201,4 +201,4 @@ def test_inspect_shows_the_papers_60_test_prompts_verbatim():
   rows = _rows(gcd_sycophancy.TEST.name)
   assert len(shown) == 60
   for block, row in zip(shown, rows):
-    assert f"[USER]{row['messages'][0]['content']}" in block
+    assert row["messages"][0]["content"] in block.split("[USER]", 1)[1].split("[/USER]", 1)[0]
