@@ -126,7 +126,10 @@ def run_ours(args) -> dict:
     with jax.profiler.trace(trace_dir, create_perfetto_trace=True):
       for _ in range(2):
         step()
-    profile = summarize(trace_dir, train_step.lower(state, batch).compile().as_text(), steps=2)
+    hlo_text = train_step.lower(state, batch).compile().as_text()
+    with open(os.path.join(trace_dir, "step.hlo.txt"), "w", encoding="utf-8") as f:
+      f.write(hlo_text)  # for reading the trace further (bench/trace_summary.py op_sources)
+    profile = summarize(trace_dir, hlo_text, steps=2)
   return dict(tokens_per_second=args.batch * args.seq_len / median, step_seconds=median, profile=profile,
               compile_seconds=max(first - median, 0.0), first_loss=losses[0], traces=train_step.trace_count,
               flops_per_token=train_flops_per_token(arch, args.seq_len, trainer.lora_config(config)),

@@ -64,9 +64,11 @@ class Projection(nnx.Module):
         lora_in = jnp.where(keep, x / (1.0 - self.lora.dropout), 0.0).astype(self.dtype)
       ins, _, _ = _einsum_spec(n_in, 0)
       down = jnp.einsum(f"...{ins},{ins}r->...r", lora_in, self.lora_a[...].astype(self.dtype))
+      # The scale multiplies the rank-r activations, [..., r], not the [..., out] product: on the
+      # backward pass a multiply of the full-width cotangent costs a layout copy per projection.
+      down = down * jnp.asarray(self.lora.scale, self.dtype)
       outs = _OUT_LETTERS[:n_out]
-      up = jnp.einsum(f"...r,r{outs}->...{outs}", down, self.lora_b[...].astype(self.dtype))
-      y = y + (self.lora.scale * up).astype(self.dtype)
+      y = y + jnp.einsum(f"...r,r{outs}->...{outs}", down, self.lora_b[...].astype(self.dtype))
     return y
 
   def merged_kernel(self) -> jax.Array:
