@@ -71,14 +71,19 @@ def _paper_lora_and_optimizer(c, lr: float, warmup_steps: int):
   c.loss.train_on = "assistant"
 
 
-def _small(c):
-  """The paper's GCD run at CPU scale on SmolLM2-135M-Instruct (see the module docstring)."""
+def _smollm2_packed(c):
+  """SmolLM2-135M-Instruct from the offline GGUF, its tokenizer and template, packed 512-token rows."""
   c.model.checkpoint = "smollm2-135m-instruct"
   c.model.dtype = "float32"
   c.data.tokenizer = "auto"      # the GGUF's tokenizer
   c.data.chat_template = ""      # and its own chat template (default system prompt included)
   c.data.seq_len = 512
-  c.data.packing = True          # ~2 examples per row, each with its own positions and attention segment
+  c.data.packing = True          # 1-3 examples per row, each with its own positions and attention segment
+
+
+def _small(c):
+  """The paper's GCD run at CPU scale on SmolLM2-135M-Instruct (see the module docstring)."""
+  _smollm2_packed(c)
   c.data.global_batch_size = SMALL_ROWS
   c.train.grad_accum_steps = 2   # 2 micro-batches of 2 rows: half the activation memory (~5 GB peak)
   c.data.num_train_examples = SMALL_TRAIN_EXAMPLES
@@ -147,12 +152,7 @@ def _paper_ip(c):
 
 def _smollm2_paper(c):
   """The paper's recipe on SmolLM2-135M-Instruct (module docstring); one run is one arm and one seed."""
-  c.model.checkpoint = "smollm2-135m-instruct"
-  c.model.dtype = "float32"
-  c.data.tokenizer = "auto"
-  c.data.chat_template = ""
-  c.data.seq_len = 512
-  c.data.packing = True          # ~2.7 examples of ~190 tokens per 512-token row (segments keep them apart)
+  _smollm2_packed(c)
   c.data.global_batch_size = 12  # rows per step: ~32 examples, the paper's 8 x 4 (~31 steps per epoch)
   c.train.grad_accum_steps = 4   # 3 rows per micro-batch
   c.data.num_train_examples = 1000
