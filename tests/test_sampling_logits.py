@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 from inoc_jax.errors import ConfigError
-from inoc_jax.sampling.logits import nucleus_mask, sample_tokens, sort_descending
+from inoc_jax.sampling.logits import NUCLEUS_WIDTH, nucleus_mask, sample_tokens, sort_descending
 from inoc_jax.sampling.params import SamplingMode, SamplingParams
 
 
@@ -80,3 +80,40 @@ def test_nucleus_keeps_the_best_token_even_for_tiny_p():
 def test_bad_sampling_parameters_are_one_clear_error(bad, match):
   with pytest.raises(ConfigError, match=match):
     SamplingParams(**bad)
+
+
+def _wide_vocab_rows(rng, vocab):
+  """Row 0: a flat distribution (its 0.9-nucleus is far wider than NUCLEUS_WIDTH); rows 1-3: peaked."""
+  flat = rng.normal(0, 0.01, vocab)
+  peaked = [rng.permutation(vocab) * 0.05 for _ in range(3)]
+  return np.stack([flat, *peaked]).astype(np.float32)
+
+
+def test_top_p_keeps_the_same_set_and_draws_past_the_first_candidates_on_a_large_vocabulary():
+  vocab = 4 * NUCLEUS_WIDTH
+  rows = _wide_vocab_rows(np.random.default_rng(3), vocab)
+  draws = 1500
+  mode = SamplingMode(greedy=False, top_k=0, use_top_p=True)
+  for r, logits in enumerate(rows):
+    batch = jnp.asarray(np.tile(logits, (draws, 1)))
+    keys = jax.random.split(jax.random.key(r), draws)
+    tokens = np.asarray(sample_tokens(batch, keys, mode, jnp.float32(0.7), jnp.float32(0.9)))
+    allowed = allowed_set(logits, 0.7, 0, 0.9)
+    assert set(tokens.tolist()) <= allowed
+    head = set(np.argsort(-logits, kind="stable")[:NUCLEUS_WIDTH].tolist())
+    if r == 0:  # the flat row's nucleus holds ~90% of the vocabulary: most draws lie past the head
+      assert len(allowed) > 2 * NUCLEUS_WIDTH and np.mean([t not in head for t in tokens]) > 0.5
+    else:
+      assert allowed <= head
+
+
+def test_a_rows_top_p_draw_does_not_depend_on_a_wide_row_beside_it():
+  """A flat row sends the batch through the full sort; the peaked rows' draws must not change."""
+  vocab = 4 * NUCLEUS_WIDTH
+  rows = jnp.asarray(_wide_vocab_rows(np.random.default_rng(5), vocab))
+  mode = SamplingMode(greedy=False, top_k=0, use_top_p=True)
+  for seed in range(20):
+    keys = jax.random.split(jax.random.key(seed), 4)
+    together = sample_tokens(rows, keys, mode, jnp.float32(0.7), jnp.float32(0.9))
+    peaked_only = sample_tokens(rows[1:], keys[1:], mode, jnp.float32(0.7), jnp.float32(0.9))
+    np.testing.assert_array_equal(together[1:], peaked_only)

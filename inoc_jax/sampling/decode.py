@@ -104,9 +104,9 @@ def prefill(graphdef: nnx.GraphDef, model_states: tuple, batch: dict[str, jax.Ar
   row_keys = jax.vmap(lambda p, s: jax.random.fold_in(jax.random.fold_in(base_key, p), s))(
       batch["prompt_index"], batch["sample_index"])
   row_keys = jax.random.key_data(row_keys)
-  first = sample_tokens(_vocab(logits, vocab_limit), _step_keys(row_keys, jnp.int32(0)), mode, knobs.temperature,
-                        knobs.top_p)
   active = batch["prompt_lengths"] > 0
+  first = sample_tokens(_vocab(logits, vocab_limit), _step_keys(row_keys, jnp.int32(0)), mode, knobs.temperature,
+                        knobs.top_p, live=active)
   first = jnp.where(active, first, 0)
   generated = jnp.zeros((rows, max_new_tokens), jnp.int32).at[:, 0].set(first)
   return SamplingState(cache=cache, tokens=generated, last_token=first,
@@ -130,7 +130,7 @@ def decode(graphdef: nnx.GraphDef, model_states: tuple, state: SamplingState, kn
   def one_token(s: SamplingState) -> SamplingState:
     logits, cache = model(s.last_token[:, None], s.last_position[:, None], s.row_segment[:, None], cache=s.cache)
     token = sample_tokens(_vocab(logits[:, 0], vocab_limit), _step_keys(s.row_keys, s.step), mode,
-                          knobs.temperature, knobs.top_p)
+                          knobs.temperature, knobs.top_p, live=~s.done)
     token = jnp.where(s.done, 0, token)
     tokens = jax.lax.dynamic_update_slice(s.tokens, token[:, None], (jnp.zeros((), jnp.int32), s.step))
     return s.replace(cache=cache, tokens=tokens, last_token=token, last_position=s.last_position + 1,
