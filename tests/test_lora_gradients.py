@@ -1,0 +1,98 @@
+"""The LoRA step's gradients: none for the frozen base (read from the lowered program), and the adapters'
+equal to the chain rule through the merged kernel W + s·A·B."""
+
+import collections
+import re
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+from flax import nnx
+
+from inoc_jax.model.config import get_preset
+from inoc_jax.model.lora import LoraConfig
+from inoc_jax.model.transformer import Transformer
+from inoc_jax.sharding.mesh import make_mesh
+from inoc_jax.sharding.rules import path_to_str
+from inoc_jax.training.train_state import ModelSpec, init_train_state
+from inoc_jax.training.train_step import StepOptions, TrainStep, loss_sums
+
+ARCH = get_preset("tiny-llama")
+RANK = 8
+_DOT_RESULT = re.compile(r"stablehlo\.dot_general.*->\s*tensor<([0-9x]+)x[a-z]+[0-9]*>")
+
+
+def _batch(rows=3, seq=12, seed=0):  # no activation shaped like a kernel (4 heads x 16)
+  rng = np.random.default_rng(seed)
+  roles = np.full((rows, seq), 2, np.int32)
+  roles[:, seq // 2:] = 4
+  return {"tokens": rng.integers(3, ARCH.vocab_size, (rows, seq)).astype(np.int32), "roles": roles,
+          "segment_ids": np.ones((rows, seq), np.int32),
+          "positions": np.tile(np.arange(seq, dtype=np.int32), (rows, 1))}
+
+
+def _state(lora: LoraConfig | None):
+  spec = ModelSpec(lambda rngs: Transformer(ARCH, lora=lora, rngs=rngs), nnx.LoRAParam if lora else nnx.Param)
+  mesh = make_mesh({"data": -1})
+  graphdef, state, shardings = init_train_state(spec, optax.sgd(1e-2), mesh, seed=0)
+  return graphdef, state, shardings, mesh
+
+
+def _dot_result_shapes(lora: LoraConfig | None) -> collections.Counter:
+  """Sorted dims of every dot_general's result in the lowered (pre-optimisation) train step."""
+  graphdef, state, shardings, mesh = _state(lora)
+  step = TrainStep(graphdef, optax.sgd(1e-2), lambda s: 1e-2, StepOptions(), mesh, shardings)
+  text = step.lower(state, _batch()).as_text()
+  return collections.Counter(tuple(sorted(int(d) for d in dims.split("x"))) for dims in _DOT_RESULT.findall(text))
+
+
+def _projection_kernel_shapes() -> set[tuple[int, ...]]:
+  model = Transformer(ARCH, rngs=nnx.Rngs(0))
+  return {tuple(sorted(leaf.shape)) for path, leaf in jax.tree_util.tree_flatten_with_path(nnx.state(model))[0]
+          if path_to_str(path).endswith("kernel") and leaf.ndim >= 2}
+
+
+def test_lora_step_computes_no_gradient_of_a_frozen_kernel():
+  kernels = _projection_kernel_shapes()
+  full = _dot_result_shapes(None)
+  # control: a full fine-tune's step has a dot whose result is each kernel's gradient
+  assert kernels <= set(full), kernels - set(full)
+  lora = _dot_result_shapes(LoraConfig(rank=RANK, alpha=16.0))
+  assert not kernels & set(lora), sorted(kernels & set(lora))
+  adapters = {(RANK, ARCH.d_model), (RANK, ARCH.mlp_dim)}
+  assert adapters <= set(lora)  # the adapters' gradients are there
+
+
+@pytest.mark.parametrize("rslora", [True, False])
+def test_adapter_gradients_follow_the_chain_rule_through_the_merged_kernel(rslora):
+  lora = LoraConfig(rank=RANK, alpha=16.0, rslora=rslora)
+  graphdef, state, _, _ = _state(lora)
+  rng = np.random.default_rng(1)  # B = 0 at init would hide half the rule
+  params = jax.tree.map(lambda x: jnp.asarray(rng.normal(0, 0.05, x.shape), x.dtype), state.params)
+  batch = {k: jnp.asarray(v) for k, v in _batch(seed=2).items()}
+
+  def nll(params, frozen):
+    return loss_sums(graphdef, params, frozen, batch, StepOptions(), None).nll
+
+  adapter_grads = {path_to_str(p): g for p, g in jax.tree_util.tree_flatten_with_path(
+      jax.grad(nll)(params, state.frozen))[0]}
+  kernel_grads = {path_to_str(p): g for p, g in jax.tree_util.tree_flatten_with_path(
+      jax.grad(nll, argnums=1)(params, state.frozen))[0]}
+  values = {path_to_str(p): v for p, v in jax.tree_util.tree_flatten_with_path(params)[0]}
+  checked = 0
+  for name, kernel_grad in kernel_grads.items():
+    prefix = name[:-len("kernel")]
+    if not name.endswith("kernel") or prefix + "lora_a" not in values:
+      continue
+    a, b = values[prefix + "lora_a"], values[prefix + "lora_b"]
+    g = np.asarray(kernel_grad, np.float64).reshape(-1, np.prod(b.shape[1:]))  # dL/dW_merged [in, out]
+    a2 = np.asarray(a, np.float64).reshape(-1, RANK)
+    b2 = np.asarray(b, np.float64).reshape(RANK, -1)
+    np.testing.assert_allclose(np.asarray(adapter_grads[prefix + "lora_a"]).reshape(a2.shape),
+                               lora.scale * g @ b2.T, rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(np.asarray(adapter_grads[prefix + "lora_b"]).reshape(b2.shape),
+                               lora.scale * a2.T @ g, rtol=1e-4, atol=1e-6)
+    checked += 1
+  assert checked == 7 * ARCH.num_layers
