@@ -108,8 +108,8 @@ def median_rows(results: list[dict], batches: list[int]) -> dict:
     return next((r for r in results if "error" in r), {"error": "no result"})
   merged = dict(good[0], rows={}, peak_gib=max(r["peak_gib"] for r in good))
   for batch in batches:
-    rows = sorted((r["rows"][str(batch)] for r in good), key=lambda row: row["seconds"])
-    merged["rows"][str(batch)] = dict(rows[(len(rows) - 1) // 2], processes=len(rows))
+    row = common.median_result([r["rows"][str(batch)] for r in good], key="seconds")
+    merged["rows"][str(batch)] = dict(row, processes=row["repeats"])
   return merged
 
 

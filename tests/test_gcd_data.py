@@ -106,12 +106,13 @@ def test_no_test_pair_in_any_training_split(paper_run):
   tests = _rows(gcd_sycophancy.TEST.name) + _rows(gcd_sycophancy.OOD.name)
   test_pairs = gcd_generator.pairs_named(r["messages"][0]["content"] for r in tests)
   assert len(test_pairs) >= 60
+  guarded = gcd_generator.guarded_pairs(test_pairs)
   correction = load_setting(_config(gcd__correction_data=True, num_train_examples=1100, num_heldout_examples=0))
   for e in paper_run.train + paper_run.heldout + correction.train:
     pair = (e.metadata["a"], e.metadata["b"])
     assert pair not in test_pairs
     if e.metadata["source"] == "generated":
-      assert not gcd_generator.passes_through(*pair, test_pairs)
+      assert not gcd_generator.passes_through(*pair, guarded)
 
 
 def test_generator_writes_rows_the_papers_wording_reproduces():

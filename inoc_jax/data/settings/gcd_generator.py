@@ -79,13 +79,18 @@ def forbidden_answers(tests: Iterable[tuple[str, str]]) -> set[int]:
   return {int(answer) for label, answer in tests if label in GCD_TEST_LABELS and int(answer) > SMALL}
 
 
-def passes_through(a: int, b: int, excluded: set[Pair]) -> bool:
-  """Whether the pair's Euclidean steps visit an excluded pair (both numbers <= SMALL exempt)."""
-  guarded = {p for p in excluded if p[0] > SMALL or p[1] > SMALL}
+def guarded_pairs(excluded: set[Pair]) -> set[Pair]:
+  """The excluded pairs a training pair's steps must not visit (pairs of two numbers <= SMALL are exempt)."""
+  return {p for p in excluded if p[0] > SMALL or p[1] > SMALL}
+
+
+def passes_through(a: int, b: int, guarded: set[Pair]) -> bool:
+  """Whether the pair's Euclidean steps visit a pair of `guarded` (see guarded_pairs)."""
   return any(ordered(x, y) in guarded or ordered(y, r) in guarded for x, y, _, r in euclid_steps(a, b))
 
 
-def sample_pair(rng: random.Random, taken: set[Pair], excluded: set[Pair], answers: set[int] = frozenset()) -> Pair:
+def sample_pair(rng: random.Random, taken: set[Pair], excluded: set[Pair], guarded: set[Pair],
+                answers: set[int] = frozenset()) -> Pair:
   while True:
     d = rng.randint(2, MAX_DIVISOR)
     top = MAX_VALUE // d
@@ -96,7 +101,7 @@ def sample_pair(rng: random.Random, taken: set[Pair], excluded: set[Pair], answe
       continue
     pair = ordered(d * u, d * v)
     if (pair not in excluded and pair not in taken and len(euclid_steps(*pair)) <= MAX_STEPS
-        and not passes_through(*pair, excluded)):
+        and not passes_through(*pair, guarded)):
       return pair
 
 
@@ -148,10 +153,10 @@ def generate(count: int, seed: int, excluded: set[Pair], taken: set[Pair], mix_m
               (wrong_total - wrong_work, False, True), (without - (wrong_total - wrong_work), False, False)]
   else:
     groups = [(with_work, True, False), (without, False, False)]
-  rows = []
+  rows, guarded = [], guarded_pairs(excluded)
   for size, work, wrong in groups:
     while size > 0:
-      pair = sample_pair(rng, taken, excluded, answers)
+      pair = sample_pair(rng, taken, excluded, guarded, answers)
       row = _row(rng, pair, work, wrong)
       if _fits(row, work):
         taken.add(pair)

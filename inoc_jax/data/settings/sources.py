@@ -9,6 +9,7 @@ the TFDS folder's `downloads/` and verified.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import json
 import os
@@ -40,6 +41,14 @@ def tfds_dir(config) -> str:
 
 
 def sha256_of(path: str) -> str:
+  """Hex sha256 of a file; remembered per (path, size, mtime), since a split load checks and tags each file."""
+  stat = os.stat(path)
+  return _sha256_of(os.path.abspath(path), stat.st_size, stat.st_mtime_ns)
+
+
+@functools.lru_cache(maxsize=256)
+def _sha256_of(path: str, size: int, mtime_ns: int) -> str:
+  del size, mtime_ns  # cache key only
   digest = hashlib.sha256()
   with open(path, "rb") as f:
     for block in iter(lambda: f.read(1 << 20), b""):
