@@ -14,6 +14,7 @@ from inoc_jax.errors import ConfigError
 from inoc_jax.evaluation import eval_config, harness
 from inoc_jax.model.config import get_preset
 from inoc_jax.model.transformer import Transformer
+from inoc_jax.sampling.journal import GenerationJournal
 
 
 def gcd_suite(config, eval_prompt, split):
@@ -131,3 +132,30 @@ def test_completions_are_decoded_without_special_tokens():
   assert harness.detokenizer(Tokenizer())([0, 104, 105]) == "hi"
   assert harness.token_ids(Tokenizer(), "ab") == [97, 98]
   assert harness.token_ids(ByteTokenizer(), "a") == ByteTokenizer().encode_with_offsets("a")[0]
+
+
+def test_an_evaluation_cut_off_mid_way_resumes_from_its_journal(tiny_model, tmp_path, monkeypatch):
+  config = make_config(max_new_tokens=12, batch_size=2, min_bucket=16)
+  graphdef, state = tiny_model
+
+  def evaluate(workdir):
+    harness.evaluate_params(config, graphdef, state, workdir=str(workdir), encoder=PlainChatEncoder(ByteTokenizer()),
+                            suite_loader=gcd_suite, prompts=[""], checkpoint_id="tiny-random", step=7,
+                            print_table=False)
+    with open(workdir / "results.json", encoding="utf-8") as f:
+      return [r["response"] for r in json.load(f)["results"]["neutral"]["records"]]
+
+  clean = evaluate(tmp_path / "clean")
+  real_record = GenerationJournal.record
+
+  def killed_after_one_batch(self, entries):
+    real_record(self, entries)
+    raise KeyboardInterrupt
+
+  monkeypatch.setattr(GenerationJournal, "record", killed_after_one_batch)
+  with pytest.raises(KeyboardInterrupt):
+    evaluate(tmp_path / "cut")
+  assert len(list((tmp_path / "cut").glob("generations-*.partial.jsonl"))) == 1
+  monkeypatch.setattr(GenerationJournal, "record", real_record)
+  assert evaluate(tmp_path / "cut") == clean
+  assert not list((tmp_path / "cut").glob("*.partial.jsonl")) and not list((tmp_path / "clean").glob("*.partial*"))

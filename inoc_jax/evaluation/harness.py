@@ -35,7 +35,8 @@ from inoc_jax.evaluation.results_table import format_breakdown, format_table
 from inoc_jax.evaluation.sandbox import Sandbox
 from inoc_jax.evaluation.scorers import HEADLINE_METRICS, get_scorer
 from inoc_jax.runtime import storage
-from inoc_jax.sampling import Sampler, SamplingParams
+from inoc_jax.sampling import Sampler, SamplingParams, journal as journal_lib
+from inoc_jax.sampling.journal import GenerationJournal
 
 log = logging.getLogger("inoc_jax")
 
@@ -133,6 +134,14 @@ def _scoring_context(config: ml_collections.ConfigDict, sampler_factory) -> Scor
   return context
 
 
+def _journal(workdir: str, checkpoint_id: str, step: int | None, prompt: str, prompt_ids: list[list[int]],
+             params) -> GenerationJournal | None:
+  """The journal of one eval prompt's generations in workdir (see sampling/journal.py), keyed by what they depend on."""
+  key = journal_lib.fingerprint(checkpoint_id, step, prompt, prompt_ids, dataclasses.asdict(params))
+  path = storage.join(workdir, f"generations-{key}.partial.jsonl")
+  return GenerationJournal.open_for(path, key, writer=jax.process_index() == 0)
+
+
 def evaluate_params(config: ml_collections.ConfigDict, graphdef: nnx.GraphDef, *model_states: Any, workdir: str,
                     mesh: Mesh | None = None, encoder=None, suite_loader: SuiteLoader | None = None,
                     prompts: Sequence[str] | None = None, checkpoint_id: str = "", step: int | None = None,
@@ -170,7 +179,7 @@ def evaluate_params(config: ml_collections.ConfigDict, graphdef: nnx.GraphDef, *
   max_prompt_len = config.eval.max_prompt_len or max(1, sampler.model_cfg.max_seq_len - params.max_new_tokens)
   sampler.max_prompt_len = max_prompt_len
   context = context or _scoring_context(config, lambda: local_judge(config, mesh))
-  results, summary = {}, {}
+  results, summary, journals = {}, {}, []
   for prompt in prompts:
     label = prompt_label(prompt)
     examples = suite_loader(config, prompt, config.eval.split)
@@ -181,8 +190,12 @@ def evaluate_params(config: ml_collections.ConfigDict, graphdef: nnx.GraphDef, *
       log.warning("eval %s: dropped %d prompts longer than %d tokens (eval.max_prompt_len)", label, dropped,
                   max_prompt_len)
     sample_start = time.time()
+    journal = _journal(workdir, checkpoint_id, step, prompt, prompt_ids, params)
+    journals.append(journal)
     generations = sampler.generate(prompt_ids, params, detokenize=detokenizer(encoder.tokenizer),
-                                   description=f"eval {label}")
+                                   description=f"eval {label}", journal=journal)
+    if journal is not None and journal.reused:
+      log.info("eval %s: reused %d generations kept by an interrupted evaluation", label, journal.reused)
     sample_seconds = time.time() - sample_start
     responses = [[g.text for g in samples] for samples in generations]
     report = scorer(examples, responses, context)
@@ -206,6 +219,9 @@ def evaluate_params(config: ml_collections.ConfigDict, graphdef: nnx.GraphDef, *
   if jax.process_index() == 0:
     storage.makedirs(workdir)
     storage.write_text(storage.join(workdir, "results.json"), storage.dumps_json(document, indent=1))
+    for journal in journals:
+      if journal is not None:
+        journal.remove()
     if print_table:
       at_step = f" @ step {step}" if step is not None else ""
       headline = HEADLINE_METRICS.get(config.setting, ())

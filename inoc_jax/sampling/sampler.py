@@ -32,6 +32,7 @@ from tqdm import tqdm
 from inoc_jax.cli import progress_interval
 from inoc_jax.errors import ConfigError
 from inoc_jax.sampling import batching, decode as decode_lib, stop
+from inoc_jax.sampling.journal import GenerationJournal
 from inoc_jax.sampling.params import SamplingMode, SamplingParams, padded_stop_ids
 from inoc_jax.sharding import rules
 from inoc_jax.sharding.mesh import BATCH_AXES, data_parallel_size, make_mesh, replicated
@@ -183,7 +184,7 @@ class Sampler:
   # -- generation ----------------------------------------------------------
   def generate(self, prompts: Sequence[Sequence[int]], params: SamplingParams, *,
                detokenize: Callable[[Sequence[int]], str] | None = None,
-               description: str = "sample") -> list[list[Generation]]:
+               description: str = "sample", journal: GenerationJournal | None = None) -> list[list[Generation]]:
     """Samples `params.num_samples` continuations of every prompt.
 
     Args:
@@ -191,6 +192,7 @@ class Sampler:
       params: decoding rule and budget.
       detokenize: ids -> text; required for stop strings, else only fills `text`.
       description: progress-bar label.
+      journal: where finished batches are kept; a batch it already holds is not generated again.
 
     Returns:
       outputs[prompt_index][sample_index].
@@ -204,10 +206,18 @@ class Sampler:
     bar = tqdm(total=total, desc=description, unit="sample", disable=not self.progress or jax.process_index() != 0,
                dynamic_ncols=True, leave=False, mininterval=progress_interval())
     for width, rows, requests in plan:
-      batch = batching.left_padded_batch(prompts, requests, width, rows)
-      for generation in self._generate_batch(batch, params, knobs, detokenize):
+      kept = journal.lookup(requests) if journal is not None else None
+      if kept is not None:
+        generations = [Generation(tuple(g["tokens"]), g["text"], g["finish_reason"], g["prompt_index"],
+                                  g["sample_index"]) for g in kept]
+      else:
+        batch = batching.left_padded_batch(prompts, requests, width, rows)
+        generations = self._generate_batch(batch, params, knobs, detokenize)
+        if journal is not None:
+          journal.record(dataclasses.asdict(g) for g in generations)
+      for generation in generations:
         results[generation.prompt_index][generation.sample_index] = generation
-      bar.update(batch.num_rows)
+      bar.update(len(requests))
     bar.close()
     return results  # type: ignore[return-value]
 
