@@ -29,7 +29,9 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+import os
 import re
+import socket
 import sys
 import time
 from typing import Sequence
@@ -159,6 +161,14 @@ def _is_writer() -> bool:
   return jax.process_index() == 0
 
 
+def _load_average() -> float | None:
+  """The 1-minute load average (None where the OS has none): run times mean little without it."""
+  try:
+    return round(os.getloadavg()[0], 2)
+  except OSError:
+    return None
+
+
 def _write_json(path: str, value) -> None:
   if _is_writer():
     storage.write_text(path, storage.dumps_json(value, indent=2) + "\n")
@@ -213,12 +223,15 @@ def run_arm(plan: Plan, sweep_dir: str, seed: int, arm: Arm, base_dir: str | Non
   config = plan.run_config(seed, arm, extra=[*extra, "eval.at_end=True", "eval.initial=False"])
   record["train_prompt"] = config.data.train_prompt
   storage.makedirs(run_dir)
+  record.update(host=socket.gethostname(), cpus=os.cpu_count(), load_average_at_start=_load_average())
   _write_json(storage.join(run_dir, "run.json"), {**record, "status": "running", "started": time.time()})
   summary = trainer.train_and_evaluate(config, run_dir)
   results = storage.read_text(storage.join(run_dir, "eval", "final", "results.json"))
   if _is_writer():
     storage.write_text(storage.join(run_dir, "results.json"), results)
-  record.update(status="finished", wall_seconds=summary.wall_seconds, final_loss=summary.final_loss)
+  # wall_seconds covers every segment of a resumed run; the load averages are this last segment's
+  record.update(status="finished", wall_seconds=summary.wall_seconds, final_loss=summary.final_loss,
+                load_average_at_end=_load_average())
   _write_json(storage.join(run_dir, "run.json"), record)
   return record
 

@@ -60,6 +60,8 @@ def test_sweep_layout_resume_and_shards(tmp_path):
   with open(tmp_path / "sweep" / "runs" / "ip-behave-correct-seed0" / "run.json", encoding="utf-8") as f:
     run = json.load(f)
   assert run["train_prompt"] == "ip_behave_correct" and run["base"].endswith(os.path.join("seed0", "hf"))
+  assert run["wall_seconds"] > 0 and run["cpus"] == os.cpu_count()  # how long, and on what machine load
+  assert all(isinstance(run[f"load_average_at_{moment}"], float) for moment in ("start", "end"))
   again = sweep.run_sweep(plan, root, num_shards=2, shard_index=0)
   assert all(r.get("skipped") for r in again)  # finished runs are not redone
   records = aggregate.collect(root)
