@@ -31,6 +31,8 @@ from inoc_jax.data import pipeline
 from inoc_jax.data.encoders import make_encoder
 from inoc_jax.data.settings import load_setting
 from inoc_jax.errors import ConfigError, DataError
+from inoc_jax.evaluation import harness
+from inoc_jax.evaluation.scorers.base import flatten
 from inoc_jax.metrics_writer import MetricsWriter
 from inoc_jax.model import config as model_config
 from inoc_jax.model.lora import LoraConfig, parse_targets
@@ -190,12 +192,10 @@ def _train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, start_t
 
   def evaluate(step: int, name: str = "") -> dict:
     """Samples and scores the setting's eval suite (inoc_jax.evaluation.harness) and logs the numbers."""
-    from inoc_jax.evaluation.harness import evaluate_params  # pylint: disable=g-import-not-at-top
-    from inoc_jax.evaluation.scorers.base import flatten  # pylint: disable=g-import-not-at-top
     out_dir = storage.join(workdir, "eval", name or (f"step_{step}" if step < num_steps else "final"))
     sample_graphdef, sample_states = sampling_model(config, arch, graphdef, state, mesh)
-    metrics = evaluate_params(config, sample_graphdef, *sample_states, workdir=out_dir, mesh=mesh,
-                              encoder=encoder, checkpoint_id=workdir, step=step, sampler_cache=sampler_cache)
+    metrics = harness.evaluate_params(config, sample_graphdef, *sample_states, workdir=out_dir, mesh=mesh,
+                                      encoder=encoder, checkpoint_id=workdir, step=step, sampler_cache=sampler_cache)
     for label, values in metrics.items():
       numbers = {k: v for k, v in flatten(values).items()
                  if isinstance(v, (int, float)) and not isinstance(v, bool) and v is not None}

@@ -29,6 +29,8 @@ from flax import nnx
 from jax.sharding import Mesh
 
 from inoc_jax.data.conversation import Example
+from inoc_jax.data.encoders import make_encoder
+from inoc_jax.data.settings import eval_prompt_names, load_eval_suite
 from inoc_jax.errors import ConfigError
 from inoc_jax.evaluation import eval_config, judges
 from inoc_jax.evaluation.results_table import format_breakdown, format_table
@@ -54,31 +56,12 @@ class ScoringContext:
 
 
 def default_suite_loader() -> SuiteLoader:
-  try:
-    from inoc_jax.data.settings import load_eval_suite  # pylint: disable=g-import-not-at-top
-  except ImportError:
-    raise ConfigError("This build has no eval suites (inoc_jax.data.settings.load_eval_suite is missing); update "
-                      "inoc_jax or pass suite_loader= to evaluate_params.") from None
+  """The data layer's eval suites (tests inject small suites by replacing this)."""
   return load_eval_suite
 
 
 def default_prompt_names(config: ml_collections.ConfigDict) -> list[str]:
-  if config.eval.prompts:
-    return list(config.eval.prompts)
-  try:
-    from inoc_jax.data.settings import eval_prompt_names  # pylint: disable=g-import-not-at-top
-  except ImportError:
-    return [""]
-  return eval_prompt_names(config)
-
-
-def make_encoder(config: ml_collections.ConfigDict):
-  """The run's chat encoder (the data layer's, with the trainer's byte encoder as fallback)."""
-  try:
-    from inoc_jax.data.encoders import make_encoder as data_make_encoder  # pylint: disable=g-import-not-at-top
-  except ImportError:
-    from inoc_jax.trainer import make_encoder as data_make_encoder  # pylint: disable=g-import-not-at-top
-  return data_make_encoder(config)
+  return list(config.eval.prompts) if config.eval.prompts else eval_prompt_names(config)
 
 
 def stop_token_ids(encoder) -> tuple[int, ...]:
