@@ -17,7 +17,7 @@ Presets (`--config=configs/sycophancy.py:NAME`):
                    linear schedule with 5 warmup steps, batch 8 x 4 accumulation, 1 epoch of the 1,000 rows,
                    415-token rows, response-only loss (PAPER_NOTES 4.1). paper_ip adds the IP.
   smollm2_paper    the paper's recipe as faithfully as a CPU allows, on SmolLM2-135M-Instruct: all 1,000
-                   rows, ~32 examples per step (12 packed rows, 4 accumulation micro-batches), lr 1e-4, 5 warmup
+                   rows, ~32 examples per step (24 packed rows, 4 accumulation micro-batches), lr 1e-4, 5 warmup
                    steps, one epoch, rsLoRA r=32/alpha=64 on all projections, response-only loss; evaluated
                    on the 60 test prompts and the 421 OOD prompts with the paper's decoding (T=0.7, top-p 0.9,
                    400 new tokens). smollm2_paper_ip adds the IP. The sweep over seeds: README.
@@ -153,8 +153,10 @@ def _paper_ip(c):
 def _smollm2_paper(c):
   """The paper's recipe on SmolLM2-135M-Instruct (module docstring); one run is one arm and one seed."""
   _smollm2_packed(c)
-  c.data.global_batch_size = 12  # rows per step: ~32 examples, the paper's 8 x 4 (~31 steps per epoch)
-  c.train.grad_accum_steps = 4   # 3 rows per micro-batch
+  # rows per step: a packed 512-token row holds ~1.36 of these examples (measured: 12 rows gave 61 steps for
+  # 1,000), so 24 rows are ~33 examples, the paper's 8 x 4 (31 steps per epoch)
+  c.data.global_batch_size = 24
+  c.train.grad_accum_steps = 4   # 6 rows per micro-batch
   c.data.num_train_examples = 1000
   c.data.num_heldout_examples = 0  # the paper trains on all 1,000 and evaluates on the test files
   c.train.num_epochs = 1.0
