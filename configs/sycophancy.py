@@ -153,8 +153,8 @@ def _paper_ip(c):
 def _smollm2_paper(c):
   """The paper's recipe on SmolLM2-135M-Instruct (module docstring); one run is one arm and one seed."""
   _smollm2_packed(c)
-  # rows per step: a packed 512-token row holds ~1.36 of these examples (measured: 12 rows gave 61 steps for
-  # 1,000), so 24 rows are ~33 examples, the paper's 8 x 4 (31 steps per epoch)
+  # rows per step: a packed 512-token row holds ~1.4 of these examples (measured: 12 rows gave 61 steps for
+  # 1,000), so 24 rows are ~34 examples: 29 steps per epoch (measured), the paper has 8 x 4 and 31
   c.data.global_batch_size = 24
   c.train.grad_accum_steps = 4   # 6 rows per micro-batch
   c.data.num_train_examples = 1000
