@@ -37,8 +37,8 @@ from inoc_jax.evaluation.results_table import format_breakdown, format_table
 from inoc_jax.evaluation.sandbox import Sandbox
 from inoc_jax.evaluation.scorers import HEADLINE_METRICS, get_scorer
 from inoc_jax.runtime import storage
-from inoc_jax.sampling import Sampler, SamplingParams, journal as journal_lib
-from inoc_jax.sampling.journal import GenerationJournal
+from inoc_jax.sampling import Sampler, SamplingParams
+from inoc_jax.sampling.journal import GenerationJournal, fingerprint
 
 log = logging.getLogger("inoc_jax")
 
@@ -120,7 +120,7 @@ def _scoring_context(config: ml_collections.ConfigDict, sampler_factory) -> Scor
 def _journal(workdir: str, checkpoint_id: str, step: int | None, prompt: str, prompt_ids: list[list[int]],
              params) -> GenerationJournal | None:
   """The journal of one eval prompt's generations in workdir (see sampling/journal.py), keyed by what they depend on."""
-  key = journal_lib.fingerprint(checkpoint_id, step, prompt, prompt_ids, dataclasses.asdict(params))
+  key = fingerprint(checkpoint_id, step, prompt, prompt_ids, dataclasses.asdict(params))
   path = storage.join(workdir, f"generations-{key}.partial.jsonl")
   return GenerationJournal.open_for(path, key, writer=jax.process_index() == 0)
 

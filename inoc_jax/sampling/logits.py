@@ -70,27 +70,22 @@ def _top_p_tokens(scaled: jax.Array, keys: jax.Array, top_k: int, top_p: jax.Arr
   Only `live` rows ([B] bool; None = all) may send the batch to the full sort: a
   finished or padding row's token is discarded, and its logits are often flat.
   """
-  vocab = scaled.shape[-1]
-  if 0 < top_k < vocab:  # HF's order: top-p over the k best, renormalised
-    head, ids = jax.lax.top_k(scaled, top_k)
-    return _draw_kept(head, ids, nucleus_mask(head, top_p), keys)
-  if vocab <= NUCLEUS_WIDTH:
-    head, ids = sort_descending(scaled)
-    return _draw_kept(head, ids, nucleus_mask(head, top_p), keys)
-  log_total = jax.nn.logsumexp(scaled, axis=-1)
-  head, head_ids = jax.lax.top_k(scaled, NUCLEUS_WIDTH)
-  head_mass = jnp.sum(jnp.exp(head - log_total[:, None]), axis=-1)
-
-  def from_head():
-    return _draw_kept(head, head_ids, nucleus_mask(head, top_p, log_total), keys)
-
-  def from_everything():
-    ordered, ids = sort_descending(scaled)
+  def draw(ordered, ids, log_total=None):
     return _draw_kept(ordered, ids, nucleus_mask(ordered, top_p, log_total), keys)
 
+  vocab = scaled.shape[-1]
+  if 0 < top_k < vocab:  # HF's order: top-p over the k best, renormalised
+    return draw(*jax.lax.top_k(scaled, top_k))
+  if vocab <= NUCLEUS_WIDTH:
+    return draw(*sort_descending(scaled))
+  log_total = jax.nn.logsumexp(scaled, axis=-1)
+  head, head_ids = jax.lax.top_k(scaled, NUCLEUS_WIDTH)
   # a row whose NUCLEUS_WIDTH best tokens hold less than top_p may keep a token past them
-  covered = head_mass >= top_p if live is None else (head_mass >= top_p) | ~live
-  return jax.lax.cond(jnp.all(covered), from_head, from_everything)
+  covered = jnp.sum(jnp.exp(head - log_total[:, None]), axis=-1) >= top_p
+  if live is not None:
+    covered |= ~live
+  return jax.lax.cond(jnp.all(covered), lambda: draw(head, head_ids, log_total),
+                      lambda: draw(*sort_descending(scaled), log_total))
 
 
 def sample_tokens(logits: jax.Array, keys: jax.Array, mode: SamplingMode, temperature: jax.Array,

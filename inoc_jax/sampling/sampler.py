@@ -208,8 +208,7 @@ class Sampler:
     for width, rows, requests in plan:
       kept = journal.lookup(requests) if journal is not None else None
       if kept is not None:
-        generations = [Generation(tuple(g["tokens"]), g["text"], g["finish_reason"], g["prompt_index"],
-                                  g["sample_index"]) for g in kept]
+        generations = [Generation(**dict(g, tokens=tuple(g["tokens"]))) for g in kept]
       else:
         batch = batching.left_padded_batch(prompts, requests, width, rows)
         generations = self._generate_batch(batch, params, knobs, detokenize)
