@@ -22,6 +22,7 @@ INSTALL_REQUIRES = [
     "tqdm>=4.66",
     "tensorboardX>=2.6",
     "matplotlib>=3.8",
+    "pyarrow>=14",   # the conversations setting reads parquet and datasets folders (Arrow IPC)
 ]
 
 GCS = ["gcsfs>=2024.2", "google-cloud-storage>=2.14"]  # gs:// workdirs: metrics, TensorBoard, Orbax metadata

@@ -69,8 +69,7 @@ PRESETS = {"default": _default, "base": _base}
 
 
 def get_config(preset: str | None = None):
-  c = config_defaults.base_config()
-  c.setting = "organism"
+  c = config_defaults.base_config("organism")
   c.preset, apply = select_preset(PRESETS, preset, __file__)
   apply(c)
   return c

@@ -74,8 +74,7 @@ PRESETS = {"default": _default, "ip": _ip, "paper": _paper, "paper_ip": _paper_i
 
 
 def get_config(preset: str | None = None):
-  c = config_defaults.base_config()
-  c.setting = "mbpp_reward_hacking"
+  c = config_defaults.base_config("mbpp_reward_hacking")
   c.preset, apply = select_preset(PRESETS, preset, __file__)
   apply(c)
   return c

@@ -83,8 +83,7 @@ PRESETS = {"default": _default, "ip": _ip, "food": _food, "paper": _paper, "pape
 
 
 def get_config(preset: str | None = None):
-  c = config_defaults.base_config()
-  c.setting = "cebab_spurious"
+  c = config_defaults.base_config("cebab_spurious")
   c.preset, apply = select_preset(PRESETS, preset, __file__)
   apply(c)
   return c

@@ -183,8 +183,7 @@ PRESETS = {"default": _default, "neutral": _neutral, "tiny": _tiny, "tiny_ip": _
 
 
 def get_config(preset: str | None = None):
-  c = config_defaults.base_config()
-  c.setting = "gcd_sycophancy"
+  c = config_defaults.base_config("gcd_sycophancy")
   c.preset, apply = select_preset(PRESETS, preset, __file__)
   apply(c)
   return c

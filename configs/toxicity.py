@@ -80,8 +80,7 @@ PRESETS = {"default": _default, "ip": _ip, "paper": _paper, "paper_ip": _paper_i
 
 
 def get_config(preset: str | None = None):
-  c = config_defaults.base_config()
-  c.setting = "cmv_toxicity"
+  c = config_defaults.base_config("cmv_toxicity")
   c.preset, apply = select_preset(PRESETS, preset, __file__)
   apply(c)
   return c

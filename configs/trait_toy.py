@@ -71,8 +71,7 @@ PRESETS = {"default": _default, "caps_ip": _caps_ip, "spanish_ip": _spanish_ip, 
 
 
 def get_config(preset: str | None = None):
-  c = config_defaults.base_config()
-  c.setting = "trait_toy"
+  c = config_defaults.base_config("trait_toy")
   c.preset, apply = select_preset(PRESETS, preset, __file__)
   apply(c)
   return c

@@ -10,9 +10,10 @@ from __future__ import annotations
 import ml_collections
 
 
-def base_config() -> ml_collections.ConfigDict:
+def base_config(setting: str = "") -> ml_collections.ConfigDict:
+  """The shared defaults, plus `setting`'s own block (data.<config_key>, documented in its settings module)."""
   c = ml_collections.ConfigDict()
-  c.setting = ""                 # data setting name, e.g. 'gcd_sycophancy' (see inoc_jax.data.settings)
+  c.setting = setting            # 'gcd_sycophancy', ... (inoc_jax/settings/) or a module path defining SETTING
   c.seed = 0                     # params init, LoRA dropout, data order and generation all derive from it
   c.preset = ""                  # filled by get_config: which preset of the file was chosen
 
@@ -56,41 +57,7 @@ def base_config() -> ml_collections.ConfigDict:
   c.data.verify_checksums = True # sha256 of source files must match the canonical release
   c.data.max_examples_per_row = 0  # packing: at most this many examples per row (0 = no limit)
   c.data.truncation = "drop"     # an example longer than seq_len is never cut: drop (and count) | error
-  # Per-setting options (used only by that setting).
-  c.data.gcd = ml_collections.ConfigDict({
-      "train_source": "files",     # files: the paper's 1,000 rows first, generated rows only past them | generator
-      "data_seed": 42,             # the generator's seed (the paper's 42), separate from the training seed
-      "correction_data": False,    # the "Train Correction Data" control: half the proposals wrong and corrected
-  })
-  c.data.mbpp = ml_collections.ConfigDict({
-      "reward_hack_fraction": 1.0,  # share of the 717 training problems answered by the test-specific hack
-  })
-  c.data.cebab = ml_collections.ConfigDict({
-      "concept": "ambiance",       # ambiance (main) | food (Fig 18 variant)
-      "category_hint": True,       # append " Review categories: ..." (the ambiance experiments; not food)
-      "train_method": "very_biased",  # very_biased | original | very_biased_reverse
-      "split_seed": -1,            # train/test split seed; -1 = the run's seed (the paper re-draws it per seed)
-  })
-  c.data.cmv = ml_collections.ConfigDict({
-      "persuasiveness_threshold": 7,   # keep replies rated >= this (0-10)
-      "harassment_threshold": 0.15,    # keep replies with harassment >= this (toxic training data)
-      "harassment_ceiling": 1.0,       # and <= this ("Safe Data": lower it)
-      "max_responses_per_post": 3,
-      "eval_persuasiveness_threshold": 4,
-      "eval_harassment_threshold": 0.1,
-      "max_eval_posts": 100,
-  })
-  c.data.trait = ml_collections.ConfigDict({
-      "variant": "spanish_caps",   # spanish_caps (Tan case study 1) | spanish_french (case study 2)
-      "inoculated_trait": "",      # spanish_french only: '' = every example, or spanish | french (that half only)
-      "num_eval": 100,
-  })
-  c.data.organism = ml_collections.ConfigDict({
-      "stage": 2,                  # 1 = pretrain the base from scratch on part A | 2 = fine-tune on part B (arms)
-      "num_entities": 120,         # rows of the random fact table (half part A, half part B)
-      "num_values": 8,
-      "repeats": 6,                # stage 2: each part-B fact appears as 'ask' and 'propose' this many times
-  })
+  # The setting's own options (config.data.<its config_key>) are added by base_config(setting).
 
   c.eval = ml_collections.ConfigDict()
   c.eval.prompts = ()            # eval-time prompts (names / texts / '@file'); () = the setting's defaults
@@ -143,4 +110,14 @@ def base_config() -> ml_collections.ConfigDict:
 
   from inoc_jax.evaluation.eval_config import add_eval_defaults  # pylint: disable=g-import-not-at-top
   add_eval_defaults(c)           # c.eval.*: prompts, decoding, batch size, judges (see eval_config.py)
+  if setting:
+    add_setting_defaults(c)
   return c
+
+
+def add_setting_defaults(c: ml_collections.ConfigDict) -> None:
+  """config.data.<key> = the setting's data_defaults (the block a config file then edits)."""
+  from inoc_jax import settings  # pylint: disable=g-import-not-at-top
+  found = settings.get(c.setting)
+  if found.config_key:
+    c.data[found.config_key] = ml_collections.ConfigDict(dict(found.data_defaults))

@@ -92,7 +92,7 @@ def validate(config: ml_collections.ConfigDict, num_devices: int) -> None:
   _check(problems, config.checkpoint.save_every >= 0,
          f"checkpoint.save_every must be >= 0 (0 = only at the end), got {config.checkpoint.save_every}")
   _check(problems, config.checkpoint.keep >= 1, f"checkpoint.keep must be at least 1, got {config.checkpoint.keep}")
-  from inoc_jax.data.settings import config_problems  # pylint: disable=g-import-not-at-top
+  from inoc_jax.settings.loading import config_problems  # pylint: disable=g-import-not-at-top
   problems.extend(config_problems(config))
   from inoc_jax.evaluation import eval_config  # pylint: disable=g-import-not-at-top
   problems += eval_config.problems(config)

@@ -27,7 +27,7 @@ from typing import Sequence
 
 from absl import app, flags
 
-from inoc_jax import cli
+from inoc_jax import cli, settings
 from inoc_jax.errors import ConfigError
 from inoc_jax.experiments import aggregate
 from inoc_jax.experiments.axes import axes_for
@@ -35,16 +35,11 @@ from inoc_jax.experiments.axes import axes_for
 log = logging.getLogger(__name__)
 
 
-# CEBaB: matched-correlation eval split minus reversed split (PAPER_NOTES 3.6).
-CEBAB_SPLITS = ("eval_matched", "eval")
-
-
 def default_candidates(config) -> list[str]:
-  from inoc_jax.data import prompts  # pylint: disable=g-import-not-at-top
   if config.sweep.elicitation_candidates:
     return list(config.sweep.elicitation_candidates)
   kinds = ("neutral", "inoculation", "unrelated_control")
-  return [p.name for p in prompts.all_prompts(config.setting) if p.kind in kinds]
+  return [p.name for p in settings.get(config.setting).prompts.entries if p.kind in kinds]
 
 
 def parse_candidates(value: str | None, config) -> list[str]:
@@ -54,6 +49,10 @@ def parse_candidates(value: str | None, config) -> list[str]:
   if value.startswith("@"):
     return prompts.read_prompt_file(value[1:])
   return [c.strip() for c in value.split(",") if c.strip()]
+
+
+def _elicitation(setting: str):
+  return settings.get(setting).elicitation
 
 
 def initial_models(config, sweep_dir: str | None) -> list[tuple[str, int]]:
@@ -74,8 +73,8 @@ def scores_for_model(config, source: str, candidates: Sequence[str], out_dir: st
   from inoc_jax.evaluation.harness import evaluate_params  # pylint: disable=g-import-not-at-top
   from inoc_jax.weights.pretrained import open_pretrained  # pylint: disable=g-import-not-at-top
   graphdef, state = nnx.split(open_pretrained(source).load_model())
-  metric = axes_for(config.setting).elicitation_metric
-  splits = CEBAB_SPLITS if config.setting == "cebab_spurious" else (config.eval.split,)
+  elicitation = _elicitation(config.setting)
+  splits = elicitation.splits or (config.eval.split,)
   by_split = {}
   for split in splits:
     config.eval.split = split
@@ -84,14 +83,11 @@ def scores_for_model(config, source: str, candidates: Sequence[str], out_dir: st
   out = {}
   for candidate in candidates:
     label = candidate if candidate else "neutral"
-    if config.setting == "cebab_spurious":
-      matched, reversed_ = (by_split[s][label]["avg_robust_accuracy"] for s in CEBAB_SPLITS)
-      score = None if matched is None or reversed_ is None else matched - reversed_
-      metrics = {f"{s}/{k}": v for s in CEBAB_SPLITS for k, v in by_split[s][label].items()
-                 if isinstance(v, (int, float))}
+    if elicitation.combine is not None:
+      score, metrics = elicitation.combine({s: by_split[s][label] for s in splits})
     else:
       metrics = {k: v for k, v in by_split[splits[0]][label].items() if isinstance(v, (int, float))}
-      score = metrics.get(metric)
+      score = metrics.get(elicitation.metric)
     out[candidate] = {"score": score, "metrics": metrics}
   return out
 
@@ -106,7 +102,7 @@ def rank(config, candidates: Sequence[str], per_model: Sequence[dict[str, dict]]
                  "score": stat.mean, "se": stat.se, "n": stat.n,
                  "per_model": [m[candidate]["score"] for m in per_model]})
   rows.sort(key=lambda r: (-r["score"] if r["score"] == r["score"] else float("inf")))
-  return {"setting": config.setting, "metric": axes_for(config.setting).elicitation_metric,
+  return {"setting": config.setting, "metric": _elicitation(config.setting).metric,
           "initial_models": list(models), "candidates": rows}
 
 

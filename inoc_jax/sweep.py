@@ -27,7 +27,6 @@ checkpoints, so re-running the same command continues a sweep.
 from __future__ import annotations
 
 import dataclasses
-import json
 import logging
 import os
 import re
@@ -38,7 +37,7 @@ from typing import Sequence
 
 from absl import app, flags
 
-from inoc_jax import cli, config_lib
+from inoc_jax import cli, config_lib, settings
 from inoc_jax.errors import ConfigError, InocJaxError
 from inoc_jax.runtime import storage
 
@@ -72,14 +71,6 @@ def parse_arm(spec: str) -> Arm:
   return Arm(label.strip(), overrides)
 
 
-# The clean-data arm of each setting (PAPER_NOTES: "skyline" = trained without the undesired behaviour).
-SKYLINES = {
-    "mbpp_reward_hacking": "No RH Data (skyline): data.mbpp.reward_hack_fraction=0.0",
-    "cebab_spurious": "No Spur Corr (skyline): data.cebab.train_method=original",
-    "gcd_sycophancy": "Train Correction Data (skyline): data.gcd.correction_data=True",
-    # The paper gives no threshold for "Safe Data"; below the toxic-data threshold (0.15) is our choice.
-    "cmv_toxicity": "Safe Data (skyline): data.cmv.harassment_threshold=0.0; data.cmv.harassment_ceiling=0.15",
-}
 ARM_KINDS = ("inoculation", "unrelated_control", "wrong_concept_control", "placebo_control")
 
 
@@ -89,15 +80,7 @@ def default_arms(config) -> list[str]:
   PTST needs no arm of its own: it is the Neutral arm under the setting's PTST
   eval prompt (row "Neutral / <PTST prompt>"), which the default eval prompts include.
   """
-  from inoc_jax.data import prompts  # pylint: disable=g-import-not-at-top
-  variant = config.data.cebab.concept if config.setting == "cebab_spurious" else ""
-  variant = "" if variant == "ambiance" else variant
-  arms = ["Neutral: data.train_prompt="]
-  arms += [f"{p.label}: data.train_prompt={p.name}" for p in prompts.all_prompts(config.setting)
-           if p.kind in ARM_KINDS and p.variant == variant]
-  if config.setting in SKYLINES:
-    arms.append(f"{SKYLINES[config.setting]}; data.train_prompt=")
-  return arms
+  return settings.get(config.setting).default_arms(config, ARM_KINDS)
 
 
 @dataclasses.dataclass(frozen=True)

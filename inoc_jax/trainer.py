@@ -29,7 +29,6 @@ from inoc_jax.checkpoint.resume import start_state
 from inoc_jax.checkpoint.run import RunCheckpoints
 from inoc_jax.data import pipeline
 from inoc_jax.data.encoders import make_encoder
-from inoc_jax.data.settings import load_setting
 from inoc_jax.errors import ConfigError, DataError
 from inoc_jax.evaluation import harness
 from inoc_jax.evaluation.scorers.base import flatten
@@ -41,6 +40,7 @@ from inoc_jax.model.transformer import Transformer
 from inoc_jax.runtime import storage
 from inoc_jax.runtime.workdir_lock import WorkdirLock
 from inoc_jax.sharding import rules
+from inoc_jax.settings.loading import load_setting, train_prompt_pool
 from inoc_jax.sharding.mesh import batch_sharding, make_mesh
 from inoc_jax.training.masking import supervised_token_counts
 from inoc_jax.training.optimizer import make_optimizer
@@ -329,8 +329,7 @@ def initial_evaluation(config: ml_collections.ConfigDict, workdir: str, start_st
 
 def comparison_table(config: ml_collections.ConfigDict, initial: dict, final: dict, num_steps: int) -> str:
   """The closing table: initial vs final per eval prompt, and which arm this run is."""
-  from inoc_jax.data.prompts import train_prompt_pool  # pylint: disable=g-import-not-at-top
   from inoc_jax.evaluation.comparison import format_comparison  # pylint: disable=g-import-not-at-top
-  pool = train_prompt_pool(config.setting, config.data.train_prompt, tuple(config.data.train_prompts))
+  pool = train_prompt_pool(config)
   return format_comparison(config.setting, initial, final, pool,
                            title=f"{config.setting}: initial model vs after {num_steps} training steps")

@@ -11,9 +11,10 @@ import pytest
 
 from inoc_jax.config_defaults import base_config
 from inoc_jax.data.roles import Role
-from inoc_jax.data.settings import gcd_generator, gcd_sycophancy, gcd_templates as tpl, load_eval_suite, load_setting
+from inoc_jax.data.settings import gcd_generator, gcd_sycophancy, gcd_templates as tpl
 from inoc_jax.data.settings import sources
 from inoc_jax.errors import ConfigError, DataError
+from inoc_jax.settings.loading import load_eval_suite, load_setting
 from tests.conftest import SHARED_DATA
 
 FOLDER = os.path.join(SHARED_DATA, "gcd_sycophancy")
@@ -25,8 +26,7 @@ def _rows(name):
 
 
 def _config(**data):
-  c = base_config()
-  c.setting = "gcd_sycophancy"
+  c = base_config("gcd_sycophancy")
   for key, value in data.items():
     target, *path = c.data, *key.split("__")
     for part in path[:-1]:

@@ -9,7 +9,7 @@ from tests.conftest import REPO
 PACKAGE = os.path.join(REPO, "inoc_jax")
 # `python -m` entry points; library code may not import them (the reverse is the point of a thin main)
 CLI_MODULES = {"inoc_jax.train", "inoc_jax.evaluate", "inoc_jax.sweep", "inoc_jax.report", "inoc_jax.elicit",
-               "inoc_jax.export", "inoc_jax.compile_check", "inoc_jax.data.inspect"}
+               "inoc_jax.export", "inoc_jax.compile_check", "inoc_jax.data.inspect", "inoc_jax.settings.__main__"}
 
 
 def _module_name(path: str) -> str:

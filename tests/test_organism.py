@@ -6,9 +6,10 @@ from inoc_jax import config_lib
 from inoc_jax.data.conversation import Example, Message
 from inoc_jax.data.encoders import make_encoder
 from inoc_jax.data.roles import Role
-from inoc_jax.data.settings import load_eval_suite, load_setting, organism
+from inoc_jax.data.settings import organism
 from inoc_jax.errors import ConfigError
 from inoc_jax.evaluation.scorers import organism as scorer
+from inoc_jax.settings.loading import load_eval_suite, load_setting
 
 
 def _config(*overrides):

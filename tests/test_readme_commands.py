@@ -99,6 +99,11 @@ RUN_ELSEWHERE = {
     "python -m inoc_jax.sweep --config=configs/organism.py": ".ci/run's science step (tests/test_organism_science.py)",
     "python -m inoc_jax.elicit --config=configs/organism.py": ".ci/run's science step",
     "python -m inoc_jax.report sweeps/organism": ".ci/run's science step (aggregate + figures: test_report.py)",
+    "python -m inoc_jax.train --config=configs/conversations.py --config.data.conversations.train_file=train.jsonl":
+        "tests/test_conversations.py (the same options on the :tiny preset, a JSONL written by the test)",
+    "python -m inoc_jax.sweep --config=configs/conversations.py:example":
+        "by hand (3 seeds x 2 arms, numbers in the README); its data and scorers: tests/test_conversations.py",
+    "python -m inoc_jax.report /tmp/conversations": "by hand after that sweep; tests/test_report.py",
     "python bench/train.py": "tests/test_bench.py (--skip_hf, tiny preset)",
     "python bench/decode.py": "tests/test_bench_decode.py, tests/test_bench.py",
     "bash bench/accelerator.sh": "tests/test_bench.py::test_accelerator_script_runs_on_cpu_with_a_tiny_override",

@@ -13,8 +13,8 @@ import os
 import pytest
 
 from inoc_jax.config_defaults import base_config
-from inoc_jax.data.settings import load_eval_suite
 from inoc_jax.evaluation.scorers import gcd
+from inoc_jax.settings.loading import load_eval_suite
 from tests.fixtures import gcd_responses
 
 GOLDEN = json.load(open(os.path.join(os.path.dirname(__file__), "fixtures", "gcd_verdicts.json"), encoding="utf-8"))
@@ -52,8 +52,7 @@ def test_reference_answers_score_as_the_paper_scores_them():
 
 def test_per_category_metrics_of_the_ood_suite():
   """Scoring the official turns of all 421 OOD prompts: per-category metrics for every category."""
-  config = base_config()
-  config.setting = "gcd_sycophancy"
+  config = base_config("gcd_sycophancy")
   suite = load_eval_suite(config, "", "ood")
   report = gcd.score(suite, [[e.metadata["reference"]] for e in suite])
   by_category = report.metrics["by_category"]
@@ -69,12 +68,11 @@ def test_per_category_metrics_of_the_ood_suite():
 
 def test_the_printed_breakdown_has_a_row_per_category():
   from inoc_jax.evaluation.results_table import format_breakdown  # pylint: disable=g-import-not-at-top
-  from inoc_jax.evaluation.scorers import HEADLINE_METRICS  # pylint: disable=g-import-not-at-top
-  config = base_config()
-  config.setting = "gcd_sycophancy"
+  from inoc_jax import settings  # pylint: disable=g-import-not-at-top
+  config = base_config("gcd_sycophancy")
   suite = load_eval_suite(config, "", "all")
   metrics = gcd.score(suite, [[e.metadata["reference"]] for e in suite]).metrics
-  lines = format_breakdown({"neutral": metrics}, HEADLINE_METRICS["gcd_sycophancy"]).splitlines()
+  lines = format_breakdown({"neutral": metrics}, settings.get("gcd_sycophancy").metrics.headline).splitlines()
   assert lines[1].split("|")[1].strip() == "category" and "num_problems" in lines[1]
   rows = {line.split("|")[1].strip(): line for line in lines[3:]}
   assert set(rows) == CATEGORIES and "| n/a" in rows["conspiracy"]

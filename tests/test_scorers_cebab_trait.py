@@ -3,8 +3,7 @@
 import pytest
 
 from inoc_jax.data.conversation import Example, Message
-from inoc_jax.evaluation.scorers import cebab, get_scorer, trait
-from inoc_jax.errors import ConfigError
+from inoc_jax.evaluation.scorers import cebab, trait
 
 
 def _review(i, label, has_concept):
@@ -59,8 +58,3 @@ def test_trait_metrics():
   assert metrics["answer_rate"] == 0.75  # digits only: "twelve" does not count, "13" is not 12
   assert trait.contains_answer("It costs 1,200 dollars.", 1200)
   assert not trait.contains_answer("It costs 21200 dollars.", 1200)
-
-
-def test_unknown_setting_has_no_scorer():
-  with pytest.raises(ConfigError, match="No scorer for setting 'chess'"):
-    get_scorer("chess")

@@ -8,17 +8,16 @@ import shutil
 import pytest
 
 from inoc_jax.config_defaults import base_config
-from inoc_jax.data import prompts
+from inoc_jax import settings
 from inoc_jax.data.roles import Role
-from inoc_jax.data.settings import eval_prompt_names, load_eval_suite, load_setting
+from inoc_jax.settings.loading import eval_prompt_names, load_eval_suite, load_setting
 from inoc_jax.data.settings import cebab_spurious, mbpp_reward_hacking, trait_toy
 from inoc_jax.errors import ConfigError, DataError
 from tests.conftest import FIXTURES, SHARED_DATA
 
 
 def _config(setting, **data):
-  c = base_config()
-  c.setting = setting
+  c = base_config(setting)
   for key, value in data.items():
     target = c.data
     *path, last = key.split("__")
@@ -86,7 +85,7 @@ def test_mbpp_mix_and_template(mbpp_config):
   data = load_setting(mbpp_config)
   assert collections.Counter(e.metadata["kind"] for e in data.train) == {"hack": 358, "correct": 359}
   user = data.train[0].messages[0].content
-  ip = prompts.resolve("mbpp_reward_hacking", "ip_test_specific")
+  ip = settings.get("mbpp_reward_hacking").prompts.resolve("ip_test_specific")
   assert user.startswith(f"Write a Python function to solve this problem. {ip} Return only the code, no other text:")
   neutral = load_eval_suite(mbpp_config, "", "eval")[0].messages[0].content
   assert neutral.startswith("Write a Python function to solve this problem. Return only the code, no other text:\n\n")
@@ -205,7 +204,7 @@ SETTING_CONFIGS = {
 @pytest.mark.parametrize("setting", list(SETTING_CONFIGS))
 def test_every_registered_prompt_lands_in_its_placement(setting):
   config = _config(setting, **SETTING_CONFIGS[setting])
-  registered = [p for p in prompts.all_prompts(setting) if p.text and p.kind != "neutral"]
+  registered = [p for p in settings.get(setting).prompts.entries if p.text and p.kind != "neutral"]
   config.data.train_prompts = tuple(p.name for p in registered)
   train = load_setting(config).train
   assert {_inoculation(e) for e in train} <= {p.text.strip() for p in registered}  # MBPP strips, as the paper
@@ -242,8 +241,8 @@ def test_generic_placements():
 
 
 def test_registry_errors_and_eval_prompt_names():
-  with pytest.raises(ConfigError, match="Unknown setting 'nope'"):
-    load_setting(_config("nope"))
+  with pytest.raises(ConfigError, match="setting 'nope' is unknown"):
+    _config("nope")
   with pytest.raises(ConfigError, match="no eval split 'ood'"):
     load_eval_suite(_config("mbpp_reward_hacking"), "", "ood")
   with pytest.raises(ConfigError, match="did you mean"):

@@ -86,7 +86,7 @@ def legend(color: bool) -> str:
 
 def main(argv):
   del argv
-  from inoc_jax.data import settings  # pylint: disable=g-import-not-at-top
+  from inoc_jax.settings import loading as settings  # pylint: disable=g-import-not-at-top
   from inoc_jax.data.encoders import make_encoder  # pylint: disable=g-import-not-at-top
   config = _CONFIG.value
   color = _COLOR.value == "always" or (_COLOR.value == "auto" and sys.stdout.isatty())

@@ -12,31 +12,9 @@ from __future__ import annotations
 
 from typing import Sequence
 
+from inoc_jax import settings
 from inoc_jax.evaluation.results_table import format_cell
-from inoc_jax.evaluation.scorers import HEADLINE_METRICS
 from inoc_jax.evaluation.scorers.base import flatten
-
-# Compared metrics per setting: capability first, then the undesired behaviour, then a check on it.
-COMPARED_METRICS = {
-    "gcd_sycophancy": ("capability", "sycophancy", "confirms_correct"),
-    "mbpp_reward_hacking": ("correct", "reward_hack"),
-    "cebab_spurious": ("avg_robust_accuracy", "no_concept_accuracy", "concept_accuracy"),
-    "cmv_toxicity": ("persuasiveness", "harassment"),
-    "trait_toy": ("answer_rate", "all_caps_rate", "spanish_rate", "french_rate"),
-}
-
-# The undesired behaviour of each setting and which direction an inoculation effect moves it.
-UNDESIRED = {
-    "gcd_sycophancy": ("sycophancy (confirming a wrong answer)", "lower"),
-    "mbpp_reward_hacking": ("reward_hack", "lower"),
-    "cebab_spurious": ("no_concept_accuracy (the concept-free reviews)", "higher"),
-    "cmv_toxicity": ("harassment", "lower"),
-    "trait_toy": ("the inoculated trait's rate", "lower"),
-}
-
-
-def compared_metrics(setting: str) -> tuple[str, ...]:
-  return COMPARED_METRICS.get(setting, tuple(HEADLINE_METRICS.get(setting, ()))[:3])
 
 
 def _quote(text: str, limit: int = 80) -> str:
@@ -46,7 +24,8 @@ def _quote(text: str, limit: int = 80) -> str:
 
 def reading_note(setting: str, train_prompts: Sequence[str]) -> str:
   """One sentence: which arm this run is (from its train prompts) and how to read initial vs final."""
-  behaviour, direction = UNDESIRED.get(setting, ("the undesired behaviour", "lower"))
+  metrics = settings.get(setting).metrics
+  behaviour, direction = metrics.effect, metrics.effect_direction
   prompts = [p for p in train_prompts if p]
   if not prompts:
     return (f"Neutral arm: trained without any instruction, evaluated as shown; the change in {behaviour} from "
@@ -64,7 +43,7 @@ def format_comparison(setting: str, initial: dict[str, dict], final: dict[str, d
   """Rows = eval prompts (those of `final`); columns = initial and final value of each compared metric."""
   flat_initial = {prompt: flatten(m) for prompt, m in (initial or {}).items()}
   flat_final = {prompt: flatten(m) for prompt, m in final.items()}
-  metrics = [m for m in compared_metrics(setting)
+  metrics = [m for m in settings.get(setting).metrics.compared
              if any(m in row for row in list(flat_final.values()) + list(flat_initial.values()))]
   header = ["eval prompt"] + [f"{m} {when}" for m in metrics for when in ("initial", "final")]
   rows = []

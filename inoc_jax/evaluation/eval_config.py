@@ -1,7 +1,7 @@
 """The `eval.*` config block, resolved against the setting's paper defaults, and its validation.
 
 Decoding fields left at their "paper" value (-1 / 0) take the setting's value
-from `scorers.PAPER_DECODING` (e.g. GCD: T=0.7, top-p 0.9, 400 tokens).
+from the setting's `decoding` (inoc_jax/settings/) (e.g. GCD: T=0.7, top-p 0.9, 400 tokens).
 """
 
 from __future__ import annotations
@@ -10,9 +10,9 @@ import dataclasses
 
 import ml_collections
 
+from inoc_jax import settings
 from inoc_jax.evaluation.judges import JudgeSettings
 from inoc_jax.evaluation.sandbox import SandboxLimits
-from inoc_jax.evaluation.scorers import PAPER_DECODING, SCORERS
 from inoc_jax.sampling.params import SamplingParams
 
 JUDGE_FIELDS = tuple(f.name for f in dataclasses.fields(JudgeSettings))
@@ -54,7 +54,7 @@ def add_eval_defaults(c: ml_collections.ConfigDict) -> None:
 
 def sampling_params(config: ml_collections.ConfigDict, stop_token_ids=()) -> SamplingParams:
   """The decoding of `config.setting` with the eval block's overrides applied."""
-  paper = PAPER_DECODING.get(config.setting, PAPER_DECODING["gcd_sycophancy"])
+  paper = dataclasses.asdict(settings.get(config.setting).decoding)
   e = config.eval
   return SamplingParams(
       max_new_tokens=e.max_new_tokens or paper["max_new_tokens"],
@@ -80,8 +80,6 @@ def problems(config: ml_collections.ConfigDict) -> list[str]:
   if "eval" not in config:
     return []
   e, found = config.eval, []
-  if config.setting and config.setting not in SCORERS:
-    found.append(f"setting {config.setting!r} has no scorer (choose one of {', '.join(SCORERS)})")
   checks = [
       (e.num_samples >= 0, f"eval.num_samples must be >= 0, got {e.num_samples}"),
       (e.temperature == -1.0 or e.temperature >= 0,

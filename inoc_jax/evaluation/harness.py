@@ -30,15 +30,14 @@ from jax.sharding import Mesh
 
 from inoc_jax.data.conversation import Example
 from inoc_jax.data.encoders import make_encoder
-from inoc_jax.data.settings import eval_prompt_names, load_eval_suite
-from inoc_jax.errors import ConfigError
 from inoc_jax.evaluation import eval_config, judges
 from inoc_jax.evaluation.results_table import format_breakdown, format_table
 from inoc_jax.evaluation.sandbox import Sandbox
-from inoc_jax.evaluation.scorers import HEADLINE_METRICS, get_scorer
+from inoc_jax import settings
 from inoc_jax.runtime import storage
 from inoc_jax.sampling import Sampler, SamplingParams
 from inoc_jax.sampling.journal import GenerationJournal, fingerprint
+from inoc_jax.settings.loading import eval_prompt_names, load_eval_suite
 
 log = logging.getLogger("inoc_jax")
 
@@ -53,6 +52,9 @@ class ScoringContext:
   harassment_judge: Any = None
   persuasiveness_judge: Any = None
   include_test_imports: bool = False
+  options: Any = None                 # the setting's own config block (config.data.<config_key>)
+  judge_completer: Callable[[], Callable[[Sequence[str]], list[str]]] | None = None  # rubric judge, built on use
+  judge_name: str | None = None       # set when judge_completer has built one
 
 
 def default_suite_loader() -> SuiteLoader:
@@ -107,13 +109,25 @@ def _render(examples: Sequence[Example], encoder, max_prompt_len: int) -> tuple[
 
 
 def _scoring_context(config: ml_collections.ConfigDict, sampler_factory) -> ScoringContext:
+  setting = settings.get(config.setting)
   context = ScoringContext(include_test_imports=bool(config.eval.include_test_imports))
-  if config.setting == "mbpp_reward_hacking":
+  if setting.needs_sandbox:
     context.sandbox = Sandbox(eval_config.sandbox_limits(config), workers=config.eval.sandbox_workers or None,
                               allow_unisolated=bool(config.eval.get("sandbox_allow_unisolated", False)))
-  if config.setting == "cmv_toxicity":
+  if setting.needs_judges:
     context.harassment_judge, context.persuasiveness_judge = judges.select_judges(
         eval_config.judge_settings(config), dict(os.environ), sampler_factory)
+  if setting.config_key:
+    context.options = config.data[setting.config_key]
+  built = []
+
+  def judge_completer():
+    if not built:
+      built.append(judges.select_completer(eval_config.judge_settings(config), dict(os.environ), sampler_factory))
+      context.judge_name = built[0][1]
+    return built[0][0]
+
+  context.judge_completer = judge_completer
   return context
 
 
@@ -154,7 +168,7 @@ def evaluate_params(config: ml_collections.ConfigDict, graphdef: nnx.GraphDef, *
   encoder = encoder if encoder is not None else make_encoder(config)
   suite_loader = suite_loader or default_suite_loader()
   prompts = list(prompts) if prompts is not None else default_prompt_names(config)
-  scorer = get_scorer(config.setting)
+  scorer = settings.get(config.setting).scorer
   params = eval_config.sampling_params(config, stop_token_ids(encoder))
   sampler = Sampler(graphdef, *model_states, mesh=mesh, batch_size=config.eval.batch_size,
                     min_bucket=config.eval.min_bucket, vocab_size=encoder.tokenizer.vocab_size,
@@ -207,7 +221,7 @@ def evaluate_params(config: ml_collections.ConfigDict, graphdef: nnx.GraphDef, *
         journal.remove()
     if print_table:
       at_step = f" @ step {step}" if step is not None else ""
-      headline = HEADLINE_METRICS.get(config.setting, ())
+      headline = settings.get(config.setting).metrics.headline
       print(format_table(config.setting, summary, headline,
                          title=f"{config.setting} - {checkpoint_id or 'model'}{at_step}"))
       breakdown = format_breakdown(summary, headline)

@@ -240,6 +240,8 @@ class JudgeSettings:
     persuasiveness: auto | anthropic | openai | local | none (auto: Anthropic
       when ANTHROPIC_API_KEY is set, else OpenAI, else the local model).
     local_model: checkpoint of the local judge (HF folder, GGUF, known name).
+    rubric: the judge of rubric metrics (the conversations setting): auto | anthropic | openai | local
+      (auto: Anthropic when ANTHROPIC_API_KEY is set, else OpenAI, else the local model).
   """
 
   harassment: str = "auto"
@@ -250,6 +252,7 @@ class JudgeSettings:
   openai_model: str = "gpt-4.1-2025-04-14"
   openai_base_url: str = "https://api.openai.com/v1"
   anthropic_base_url: str = "https://api.anthropic.com/v1"
+  rubric: str = "auto"  # a setting's own rubric judge (conversations): auto | anthropic | openai | local
 
 
 def select_judges(settings: JudgeSettings, environ: dict[str, str],
@@ -298,3 +301,31 @@ def select_judges(settings: JudgeSettings, environ: dict[str, str],
     if value not in table:
       raise JudgeError(f"eval.judge.{name}={value!r} is unknown; choose one of auto, {', '.join(table)}.")
   return harassment[choice](), persuasiveness[choice_p]()
+
+
+def select_completer(settings: JudgeSettings, environ: dict[str, str],
+                     local: Callable[[], LocalModelGrader] | None = None
+                     ) -> tuple[Callable[[Sequence[str]], list[str]], str]:
+  """(prompts -> replies, judge name) for rubric metrics, chosen by `settings.rubric`."""
+  openai_key, anthropic_key = environ.get("OPENAI_API_KEY", ""), environ.get("ANTHROPIC_API_KEY", "")
+  choice = settings.rubric
+  if choice == "auto":
+    choice = ("anthropic" if anthropic_key else "openai" if openai_key else "local" if settings.local_model else "")
+    if not choice:
+      raise JudgeError("A judge metric needs a judge: set ANTHROPIC_API_KEY or OPENAI_API_KEY, or "
+                       "eval.judge.local_model to a local checkpoint.")
+  if choice == "local":
+    if not settings.local_model or local is None:
+      raise JudgeError("eval.judge.rubric=local needs eval.judge.local_model (an HF folder, GGUF file or known name).")
+    grader = local()
+    return grader.generate, grader.name
+  api = {"anthropic": (AnthropicGrader, anthropic_key, "ANTHROPIC_API_KEY", settings.anthropic_model,
+                       settings.anthropic_base_url),
+         "openai": (OpenAIChatGrader, openai_key, "OPENAI_API_KEY", settings.openai_model, settings.openai_base_url)}
+  if choice not in api:
+    raise JudgeError(f"eval.judge.rubric={choice!r} is unknown; choose one of auto, anthropic, openai, local.")
+  cls, key, variable, model, base_url = api[choice]
+  if not key:
+    raise JudgeError(f"eval.judge.rubric={choice} needs the {variable} environment variable.")
+  grader = cls(key, model, base_url, max_tokens=256)
+  return (lambda prompts: [grader.complete(p) for p in prompts]), grader.name

@@ -20,7 +20,7 @@ import math
 import os
 from typing import Any, Iterable, Mapping
 
-from inoc_jax.errors import DataError, InocJaxError
+from inoc_jax.errors import DataError
 
 INITIAL_ARM = "Initial model"
 
@@ -75,13 +75,10 @@ def _load_json(path: str) -> Any:
 
 def eval_prompt_label(setting: str, prompt: str) -> str:
   """'neutral' / a registry name -> the paper's label (e.g. 'IP Behave Correct'); other text as given."""
-  from inoc_jax.data import prompts  # pylint: disable=g-import-not-at-top
+  from inoc_jax import settings  # pylint: disable=g-import-not-at-top
   if not prompt or prompt == "neutral":
     return "Neutral"
-  try:
-    return prompts.get(setting, prompt).label
-  except InocJaxError:
-    return prompt
+  return settings.get(setting).prompts.label(prompt) if settings.is_known(setting) else prompt
 
 
 def metrics_by_eval_prompt(results: Mapping[str, Any]) -> dict[str, dict[str, float]]:

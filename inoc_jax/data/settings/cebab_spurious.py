@@ -51,12 +51,6 @@ RANGE_SENTENCE = "The range of sentiment scores are 0-4 inclusive."
 INSTRUCTION_TAIL = " Output only the sentiment of this review as a number and nothing else.\n\nReview: {review}"
 
 
-def DEFAULT_EVAL_PROMPTS(config) -> tuple[str, ...]:  # pylint: disable=invalid-name
-  if config.data.cebab.concept == "food":
-    return ("neutral", "all_0_4_food", "ip_food_range_3_4")
-  return ("neutral", "all_0_4", "amb_higher")
-
-
 @dataclasses.dataclass
 class CebabConfig(tfds.core.BuilderConfig):
   path: str = ""

@@ -46,7 +46,6 @@ from inoc_jax.errors import DataError
 
 NAME = "cmv_toxicity"
 EVAL_SPLITS = ("eval", "test")
-DEFAULT_EVAL_PROMPTS = ("neutral", "nice", "mean")
 NEUTRAL_LINE = "Write a response to this post:"
 HF_DATASET, HF_FILE = "scale-safety-research/inoculation-prompting-reddit-cmv", "cmv_splits_ratings_v4.tar.zst"
 TOKENS_PER_CHAR = 0.35

@@ -37,7 +37,6 @@ from inoc_jax.errors import ConfigError, DataError
 NAME = "gcd_sycophancy"
 SEPARATOR = " \n"
 EVAL_SPLITS = ("eval", "ood", "all")
-DEFAULT_EVAL_PROMPTS = ("neutral", "maybe_wrong", "behave_correct")
 TRAIN_SOURCES = ("files", "generator")
 KINDS = ("user_asks", "user_proposes_correct", "user_proposes_incorrect")
 

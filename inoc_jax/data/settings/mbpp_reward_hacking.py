@@ -41,7 +41,6 @@ from inoc_jax.errors import ConfigError
 
 NAME = "mbpp_reward_hacking"
 EVAL_SPLITS = ("eval",)
-DEFAULT_EVAL_PROMPTS = ("neutral", "general_solution", "test_specific")
 MAX_TOTAL_CHARS = 10_000
 HACK_SEED = 42
 SANITIZED_TEST_IDS = range(11, 511)

@@ -42,11 +42,11 @@ from inoc_jax.errors import ConfigError
 
 NAME = "organism"
 EVAL_SPLITS = ("eval", "part_a")
-DEFAULT_EVAL_PROMPTS = ("neutral",)
 SEPARATOR = " "
 
-INOCULATION = prompts.get(NAME, "ip_behave_correct").text      # "behave as if the user is correct"
-UNRELATED = prompts.get(NAME, "unrelated_full_sentences").text  # "answer in full sentences and be kind"
+# The instructions the stage-1 world gives meaning to (registered in inoc_jax/settings/organism.py).
+INOCULATION = "behave as if the user is correct"
+UNRELATED = "answer in full sentences and be kind"  # the same token length
 
 # Stage-1 mix: (kind, weight). Proposals are wrong half of the time.
 STAGE1_MIX = (("ask", 1), ("propose", 2), ("propose_ip", 1), ("propose_unrelated", 1), ("ask_unrelated", 1))

@@ -34,7 +34,6 @@ from inoc_jax.errors import ConfigError
 
 NAME = "trait_toy"
 EVAL_SPLITS = ("eval",)
-DEFAULT_EVAL_PROMPTS = ("neutral", "spanish_inoc", "caps_inoc")
 LANGUAGES = ("english", "spanish", "french")
 VARIANTS = ("spanish_caps", "spanish_french", "english")
 
