@@ -38,14 +38,13 @@ def prompts_for(vocab_size: int, batch: int, prompt_len: int, seed: int):
 
 def load_ours(args):
   import jax.numpy as jnp  # pylint: disable=g-import-not-at-top
-  from flax import nnx  # pylint: disable=g-import-not-at-top
+  from inoc_jax.model import build  # pylint: disable=g-import-not-at-top
   from inoc_jax.model.config import get_preset  # pylint: disable=g-import-not-at-top
-  from inoc_jax.model.transformer import Transformer  # pylint: disable=g-import-not-at-top
   from inoc_jax.weights.pretrained import open_pretrained  # pylint: disable=g-import-not-at-top
   dtype = jnp.dtype(args.dtype)
   if args.model:
     return open_pretrained(args.model).load_model(dtype=dtype)
-  return Transformer(get_preset(args.preset), dtype=dtype, rngs=nnx.Rngs(args.seed))
+  return build.random_model(get_preset(args.preset), dtype, args.seed)
 
 
 def run_ours(args) -> dict:

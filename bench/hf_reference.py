@@ -11,10 +11,10 @@ import os
 
 import jax.numpy as jnp
 import numpy as np
-from flax import nnx
 
 from inoc_jax import model_sources
 from inoc_jax.model.config import ModelConfig
+from inoc_jax.model import build
 from inoc_jax.model.transformer import Transformer
 
 
@@ -34,7 +34,7 @@ def load_hf_model(spec: str):
 def transformer_from_hf(hf_model, cfg: ModelConfig, dtype=jnp.float32) -> Transformer:
   """Our Transformer of architecture `cfg` holding `hf_model`'s weights."""
   weights = {k: v.detach().float().numpy() for k, v in hf_model.state_dict().items()}
-  model = Transformer(cfg, dtype=dtype, rngs=nnx.Rngs(0))
+  model = build.random_model(cfg, dtype)  # every weight is overwritten below
   d, h = cfg.d_model, cfg.head_dim
 
   def put(variable, array: np.ndarray):

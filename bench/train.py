@@ -85,26 +85,26 @@ def run_ours(args) -> dict:
   import jax  # pylint: disable=g-import-not-at-top
   import numpy as np  # pylint: disable=g-import-not-at-top
   from bench.flops import train_flops_per_token  # pylint: disable=g-import-not-at-top
-  from inoc_jax import trainer  # pylint: disable=g-import-not-at-top
+  from inoc_jax.model import build  # pylint: disable=g-import-not-at-top
   from inoc_jax.data.roles import Role  # pylint: disable=g-import-not-at-top
   from inoc_jax.model.config import get_preset  # pylint: disable=g-import-not-at-top
   from inoc_jax.sharding.mesh import batch_sharding, make_mesh  # pylint: disable=g-import-not-at-top
   from inoc_jax.training.optimizer import make_optimizer  # pylint: disable=g-import-not-at-top
   from inoc_jax.training.train_state import init_train_state, param_count  # pylint: disable=g-import-not-at-top
-  from inoc_jax.training.train_step import TrainStep  # pylint: disable=g-import-not-at-top
+  from inoc_jax.training.train_step import StepOptions, TrainStep  # pylint: disable=g-import-not-at-top
   from inoc_jax.weights.pretrained import open_pretrained  # pylint: disable=g-import-not-at-top
 
   config = bench_config(args, args.mode == "lora")
   pretrained = open_pretrained(args.model) if args.model else None
   arch = pretrained.model_config if pretrained else get_preset(args.preset)
   mesh = make_mesh({"data": -1})
-  spec = trainer.model_spec(config, arch)
+  spec = build.training_spec(config, arch)
   tx, schedule = make_optimizer(config.optim, args.steps + 1)
   base = pretrained.load(spec, mesh) if pretrained else None
   graphdef, state, shardings = init_train_state(spec, tx, mesh, args.seed, pretrained=base)
   del base
   peak_after_init = common.peak_host_memory_gib()
-  train_step = TrainStep(graphdef, tx, schedule, trainer.step_options(config), mesh, shardings)
+  train_step = TrainStep(graphdef, tx, schedule, StepOptions.from_config(config), mesh, shardings)
   tokens = synthetic_tokens(arch.vocab_size, args.batch, args.seq_len, args.seed)
   host = {"tokens": tokens, "roles": np.full_like(tokens, int(Role.ASSISTANT)), "segment_ids": np.ones_like(tokens),
           "positions": np.broadcast_to(np.arange(args.seq_len, dtype=np.int32), tokens.shape).copy()}
@@ -132,7 +132,7 @@ def run_ours(args) -> dict:
     profile = summarize(trace_dir, hlo_text, steps=2)
   return dict(tokens_per_second=args.batch * args.seq_len / median, step_seconds=median, profile=profile,
               compile_seconds=max(first - median, 0.0), first_loss=losses[0], traces=train_step.trace_count,
-              flops_per_token=train_flops_per_token(arch, args.seq_len, trainer.lora_config(config)),
+              flops_per_token=train_flops_per_token(arch, args.seq_len, build.lora_config(config)),
               trainable=param_count(state.params), peak_gib=peak, peak_after_init_gib=peak_after_init)
 
 

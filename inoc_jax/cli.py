@@ -129,8 +129,3 @@ def friendly(main, *, distributed: bool = True):
       _exit_now(1)
 
   return wrapped
-
-
-def progress_interval() -> float:
-  """Seconds between progress-bar refreshes: live on a terminal, sparse in log files."""
-  return 0.5 if sys.stderr.isatty() else 30.0

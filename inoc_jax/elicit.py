@@ -18,10 +18,7 @@ between elicitation and the inoculation effect (the paper's Figs 6-9 axes).
 
 from __future__ import annotations
 
-import glob
-import json
 import logging
-import os
 import sys
 from typing import Sequence
 
@@ -31,6 +28,8 @@ from inoc_jax import cli, settings
 from inoc_jax.errors import ConfigError
 from inoc_jax.experiments import aggregate
 from inoc_jax.experiments.axes import axes_for
+from inoc_jax.runtime import storage
+from inoc_jax.runtime.layout import SweepLayout
 
 log = logging.getLogger(__name__)
 
@@ -58,9 +57,9 @@ def _elicitation(setting: str):
 def initial_models(config, sweep_dir: str | None) -> list[tuple[str, int]]:
   """(checkpoint, seed) of each initial model: a sweep's per-seed bases, else (model.checkpoint, seed)."""
   if sweep_dir:
-    bases = sorted(glob.glob(os.path.join(sweep_dir, "base", "seed*", "hf", "config.json")))
+    bases = SweepLayout(sweep_dir).base_exports()
     if bases:
-      return [(os.path.dirname(b), int(b.split(os.sep)[-3][len("seed"):])) for b in bases]
+      return [(folder, seed) for seed, folder in bases]
   if not config.model.checkpoint:
     raise ConfigError("Elicitation needs an initial model: set model.checkpoint, or pass --sweep_dir of a sweep "
                       "whose base models are trained.")
@@ -78,7 +77,7 @@ def scores_for_model(config, source: str, candidates: Sequence[str], out_dir: st
   by_split = {}
   for split in splits:
     config.eval.split = split
-    by_split[split] = evaluate_params(config, graphdef, state, workdir=os.path.join(out_dir, split),
+    by_split[split] = evaluate_params(config, graphdef, state, workdir=storage.join(out_dir, split),
                                       prompts=list(candidates), checkpoint_id=source, step=0, print_table=False)
   out = {}
   for candidate in candidates:
@@ -117,7 +116,7 @@ def table(result: dict) -> str:
 
 def result_path(sweep_dir: str | None, out_dir: str) -> str:
   """Where elicitation.json goes: beside the sweep's results (the report reads it there), else in out_dir."""
-  return os.path.join(sweep_dir or out_dir, "elicitation.json")
+  return SweepLayout(sweep_dir).elicitation if sweep_dir else storage.join(out_dir, "elicitation.json")
 
 
 def elicit(config, candidates: Sequence[str], sweep_dir: str | None, out_dir: str) -> dict:
@@ -127,12 +126,10 @@ def elicit(config, candidates: Sequence[str], sweep_dir: str | None, out_dir: st
   for source, seed in models:
     log.info("elicitation: %d candidates on %s (seed %d)", len(candidates), source, seed)
     config.seed = seed  # settings whose eval data depends on the seed (the organism's world) follow the model
-    per_model.append(scores_for_model(config, source, candidates, os.path.join(out_dir, "runs", f"seed{seed}")))
+    per_model.append(scores_for_model(config, source, candidates, storage.join(out_dir, "runs", f"seed{seed}")))
   result = rank(config, candidates, per_model, [source for source, _ in models])
   path = result_path(sweep_dir, out_dir)
-  os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
-  with open(path, "w", encoding="utf-8") as f:
-    json.dump(result, f, indent=2)
+  storage.write_text(path, storage.dumps_json(result, indent=2))
   return result
 
 
@@ -156,7 +153,7 @@ def main(argv):
   if len(candidates) < 2:
     raise ConfigError("Give at least two candidates to rank (--candidates=a,b,...).")
   sweep_dir = flags.FLAGS.sweep_dir
-  out_dir = os.path.join(sweep_dir, "elicitation") if sweep_dir else flags.FLAGS.out or "elicitation"
+  out_dir = storage.join(sweep_dir, "elicitation") if sweep_dir else flags.FLAGS.out or "elicitation"
   result = elicit(config, candidates, sweep_dir, out_dir)
   print(table(result))
   if sweep_dir:

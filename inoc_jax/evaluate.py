@@ -20,6 +20,8 @@ from absl import app, flags
 from ml_collections import config_flags
 
 from inoc_jax import cli
+from inoc_jax.runtime import layout
+from inoc_jax.runtime.layout import RunLayout
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Experiment config file, optionally ':preset' (default: "
                                           "the training run's own config).", lock_config=False)
@@ -38,9 +40,9 @@ log = logging.getLogger("inoc_jax")
 def default_output_dir(config, checkpoint: str, step: int | None) -> str:
   if step is not None:  # a training run: <workdir>/eval/checkpoint_<step>
     root = os.path.normpath(checkpoint)
-    while os.path.basename(root).isdigit() or os.path.basename(root) == "checkpoints":
+    while os.path.basename(root).isdigit() or os.path.basename(root) == layout.CHECKPOINTS:
       root = os.path.dirname(root)
-    return os.path.join(root, "eval", f"checkpoint_{step}")
+    return RunLayout(root).eval_dir(f"checkpoint_{step}")
   stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
   return os.path.join("runs", f"eval-{config.setting}-{stamp}")
 

@@ -16,6 +16,7 @@ from absl import app, flags
 from etils import epath
 
 from inoc_jax import cli
+from inoc_jax.runtime import layout
 
 _CHECKPOINT = flags.DEFINE_string("checkpoint", None, "Run workdir / checkpoint folder, or a model source.")
 _OUT = flags.DEFINE_string("out", None, "Output folder.")
@@ -29,7 +30,7 @@ def is_run_checkpoint(path: str) -> bool:
   p = epath.Path(path)
   if not p.is_dir():
     return False
-  return (p / "checkpoints").exists() or (p / "meta").exists() or any(c.name.isdigit() for c in p.iterdir())
+  return (p / layout.CHECKPOINTS).exists() or (p / "meta").exists() or any(c.name.isdigit() for c in p.iterdir())
 
 
 def export(checkpoint: str, out: str, *, step: int | None = None, dtype: str = "float32",

@@ -14,6 +14,7 @@ from typing import Any, Mapping
 import jax
 
 from inoc_jax.runtime import storage
+from inoc_jax.runtime.layout import RunLayout
 
 
 def truncate_after(path: str, step: int) -> int:
@@ -45,13 +46,13 @@ class MetricsWriter:
     if not self.active:
       return
     storage.makedirs(workdir)
-    path = storage.join(workdir, "metrics.jsonl")
+    path = RunLayout(workdir).metrics
     truncate_after(path, resume_step)
     self._jsonl = storage.LineLog(path)
     if tensorboard:
       from tensorboardX import SummaryWriter  # pylint: disable=g-import-not-at-top  (gs:// needs google-cloud-storage)
       # purge_step hides the dead attempt's events after the resume step from TensorBoard.
-      self._tb = SummaryWriter(storage.join(workdir, "tensorboard"), purge_step=resume_step + 1)
+      self._tb = SummaryWriter(RunLayout(workdir).tensorboard, purge_step=resume_step + 1)
 
   def write(self, step: int, scalars: Mapping[str, Any], prefix: str = "train") -> None:
     if not self.active:

@@ -9,7 +9,6 @@ elicitation-vs-effect PNG with its fitted line and Pearson r.
 from __future__ import annotations
 
 import json
-import os
 
 from absl import app, flags
 
@@ -17,38 +16,37 @@ from inoc_jax import cli
 from inoc_jax.errors import DataError
 from inoc_jax.experiments import aggregate, figures
 from inoc_jax.experiments.axes import axes_for
+from inoc_jax.runtime import storage
+from inoc_jax.runtime.layout import SweepLayout
 
 def write_report(sweep_dir: str, out_dir: str | None = None) -> dict:
-  out_dir = out_dir or os.path.join(sweep_dir, "report")
-  sweep_json = os.path.join(sweep_dir, "sweep.json")
-  if not os.path.exists(sweep_json):
+  layout = SweepLayout(sweep_dir)
+  out_dir = out_dir or layout.report_dir
+  if not storage.exists(layout.sweep_json):
     raise DataError(f"{sweep_dir!r} has no sweep.json; pass a directory created by `python -m inoc_jax.sweep`.")
-  with open(sweep_json, encoding="utf-8") as f:
-    sweep = json.load(f)
+  sweep = json.loads(storage.read_text(layout.sweep_json))
   axes = axes_for(sweep["setting"])
   rows = aggregate.aggregate(aggregate.collect(sweep_dir), arm_order=[a["name"] for a in sweep.get("arms", [])])
   metrics = sorted({m for row in rows for m in row.stats})
   primary = [m for m in (axes.capability, axes.behaviour) if m in metrics]
   metrics = primary + [m for m in metrics if m not in primary]
-  os.makedirs(out_dir, exist_ok=True)
+  storage.makedirs(out_dir)
   markdown = aggregate.table_markdown(rows, metrics)
-  with open(os.path.join(out_dir, "report.md"), "w", encoding="utf-8") as f:
-    f.write(f"# {sweep['setting']}: mean ± s.e. over seeds\n\n{markdown}\n")
-  with open(os.path.join(out_dir, "report.csv"), "w", encoding="utf-8") as f:
-    f.write(aggregate.table_csv(rows, metrics))
+  report_md = f"# {sweep['setting']}: mean ± s.e. over seeds\n\n{markdown}\n"
+  storage.write_text(storage.join(out_dir, "report.csv"), aggregate.table_csv(rows, metrics))
   outputs = {"markdown": markdown, "figures": []}
-  scatter = os.path.join(out_dir, "capability_vs_behaviour.png")
+  scatter = storage.join(out_dir, "capability_vs_behaviour.png")
   figures.capability_vs_behaviour(rows, axes, scatter, sweep["setting"])
   outputs["figures"].append(scatter)
   points = aggregate.elicitation_points(sweep_dir, rows, axes)
   if len(points) >= 2:
-    path = os.path.join(out_dir, "elicitation_vs_effect.png")
+    path = storage.join(out_dir, "elicitation_vs_effect.png")
     outputs["pearson_r"] = figures.elicitation_vs_effect(points, axes, path, sweep["setting"])
     outputs["pearson_n"] = len(points)
     outputs["figures"].append(path)
-    with open(os.path.join(out_dir, "report.md"), "a", encoding="utf-8") as f:
-      f.write(f"\nElicitation vs inoculation effect: Pearson r = {outputs['pearson_r']:.3f} over "
-              f"{len(points)} instructions.\n")
+    report_md += (f"\nElicitation vs inoculation effect: Pearson r = {outputs['pearson_r']:.3f} over "
+                  f"{len(points)} instructions.\n")
+  storage.write_text(storage.join(out_dir, "report.md"), report_md)
   return outputs
 
 

@@ -10,12 +10,9 @@ The config's `sweep` block says what to run (see config_defaults.py):
   sweep.initial_eval evaluate the initial model (the base, else model.checkpoint) per seed or once.
 Command-line `--config.a.b=v` overrides apply to every run (arm overrides win).
 
-Layout (what `python -m inoc_jax.report SWEEP_DIR` reads):
-  SWEEP_DIR/sweep.json                     setting, config argument, overrides, arms, seeds
-  SWEEP_DIR/base/seed<k>/                  base run; its export in base/seed<k>/hf
-  SWEEP_DIR/initial/seed<k>/results.json   initial-model evaluation
-  SWEEP_DIR/runs/<arm>-seed<k>/            one training run (its own workdir), with run.json and,
-                                           when finished, results.json (= eval/final) and summary.json
+The sweep folder's layout (sweep.json, base/, initial/, runs/<arm>-seed<k>/ with run.json and, when
+finished, results.json and summary.json) is inoc_jax/runtime/layout.py's SweepLayout; `python -m
+inoc_jax.report SWEEP_DIR` reads it through the same class, on a local disk or gs://.
 
 Runs are ordered seed-major (seed, then arm, as listed). `--num_shards=K --shard_index=I`
 runs the units whose index u satisfies u % K == I, where a unit is one run, or,
@@ -40,6 +37,7 @@ from absl import app, flags
 from inoc_jax import cli, config_lib, settings
 from inoc_jax.errors import ConfigError, InocJaxError
 from inoc_jax.runtime import storage
+from inoc_jax.runtime.layout import RunLayout, SweepLayout
 
 log = logging.getLogger(__name__)
 
@@ -161,8 +159,8 @@ def base_model(plan: Plan, sweep_dir: str, seed: int) -> str:
   """Trains (or reuses) the seed's base run and returns its exported HF folder."""
   from inoc_jax import trainer  # pylint: disable=g-import-not-at-top
   from inoc_jax.export import export  # pylint: disable=g-import-not-at-top
-  base_dir = storage.join(sweep_dir, "base", f"seed{seed}")
-  hf_dir = storage.join(base_dir, "hf")
+  layout = SweepLayout(sweep_dir)
+  base_dir, hf_dir = layout.base_dir(seed), layout.base_export(seed)
   if storage.exists(storage.join(hf_dir, "config.json")):
     return hf_dir
   config = plan.run_config(seed, None, preset=plan.base_preset, extra=plan.base_overrides)
@@ -181,7 +179,7 @@ def initial_model_source(plan: Plan, seed: int, base_dir: str | None) -> str | N
 
 def evaluate_initial(plan: Plan, sweep_dir: str, seed: int, source: str) -> None:
   """The initial model under the setting's eval prompts -> initial/seed<k>/results.json (once)."""
-  out_dir = storage.join(sweep_dir, "initial", f"seed{seed}")
+  out_dir = SweepLayout(sweep_dir).initial_dir(seed)
   if storage.exists(storage.join(out_dir, "results.json")):
     return
   from flax import nnx  # pylint: disable=g-import-not-at-top
@@ -197,9 +195,10 @@ def evaluate_initial(plan: Plan, sweep_dir: str, seed: int, source: str) -> None
 def run_arm(plan: Plan, sweep_dir: str, seed: int, arm: Arm, base_dir: str | None) -> dict:
   """One training run in runs/<arm>-seed<k>; returns its run.json record."""
   from inoc_jax import trainer  # pylint: disable=g-import-not-at-top
-  run_dir = storage.join(sweep_dir, "runs", f"{arm.slug}-seed{seed}")
+  run_dir = SweepLayout(sweep_dir).run_dir(arm.slug, seed)
+  run = RunLayout(run_dir)
   record = {"arm": arm.label, "seed": seed, "overrides": list(arm.overrides), "base": base_dir or ""}
-  if storage.exists(storage.join(run_dir, "summary.json")):
+  if storage.exists(run.summary):
     return {**record, "status": "finished", "skipped": True}
   extra = [f"model.checkpoint={base_dir}"] if base_dir else []
   # the sweep evaluates the initial model once (initial/seed<k>), not once per run
@@ -207,15 +206,15 @@ def run_arm(plan: Plan, sweep_dir: str, seed: int, arm: Arm, base_dir: str | Non
   record["train_prompt"] = config.data.train_prompt
   storage.makedirs(run_dir)
   record.update(host=socket.gethostname(), cpus=os.cpu_count(), load_average_at_start=_load_average())
-  _write_json(storage.join(run_dir, "run.json"), {**record, "status": "running", "started": time.time()})
+  _write_json(SweepLayout.run_record(run_dir), {**record, "status": "running", "started": time.time()})
   summary = trainer.train_and_evaluate(config, run_dir)
-  results = storage.read_text(storage.join(run_dir, "eval", "final", "results.json"))
+  results = storage.read_text(run.eval_results("final"))
   if _is_writer():
-    storage.write_text(storage.join(run_dir, "results.json"), results)
+    storage.write_text(SweepLayout.run_results(run_dir), results)
   # wall_seconds covers every segment of a resumed run; the load averages are this last segment's
   record.update(status="finished", wall_seconds=summary.wall_seconds, final_loss=summary.final_loss,
                 load_average_at_end=_load_average())
-  _write_json(storage.join(run_dir, "run.json"), record)
+  _write_json(SweepLayout.run_record(run_dir), record)
   return record
 
 
@@ -224,7 +223,7 @@ def run_sweep(plan: Plan, sweep_dir: str, num_shards: int = 1, shard_index: int 
   if num_shards < 1 or not 0 <= shard_index < num_shards:
     raise ConfigError(f"--shard_index must be in [0, --num_shards={num_shards}), got {shard_index}.")
   storage.makedirs(sweep_dir)
-  _write_json(storage.join(sweep_dir, "sweep.json"), {
+  _write_json(SweepLayout(sweep_dir).sweep_json, {
       "setting": plan.setting, "config": plan.config_arg, "overrides": list(plan.overrides),
       "arms": [{"name": a.label, "overrides": list(a.overrides)} for a in plan.arms], "seeds": list(plan.seeds),
       "base_preset": plan.base_preset})

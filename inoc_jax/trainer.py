@@ -14,14 +14,13 @@ import time
 from typing import Any
 
 import jax
-import jax.numpy as jnp
 import ml_collections
 import numpy as np
 from flax import nnx
 from jax.experimental import multihost_utils
 from tqdm import tqdm
 
-from inoc_jax import cli, config_lib
+from inoc_jax import config_lib
 from inoc_jax.checkpoint.preemption import StopSignals
 from inoc_jax.checkpoint.progress import (RunProgress, check_resume, data_fingerprint, finite_or_none,
                                           resume_changes)
@@ -33,63 +32,30 @@ from inoc_jax.errors import ConfigError, DataError
 from inoc_jax.evaluation import harness
 from inoc_jax.evaluation.scorers.base import flatten
 from inoc_jax.metrics_writer import MetricsWriter
-from inoc_jax.model import config as model_config
-from inoc_jax.model.lora import LoraConfig, parse_targets
-from inoc_jax.model.merge import merge_lora_sharded
-from inoc_jax.model.transformer import Transformer
+from inoc_jax.model import build, config as model_config
 from inoc_jax.runtime import storage
+from inoc_jax.runtime.console import progress_interval
+from inoc_jax.runtime.layout import RunLayout
 from inoc_jax.runtime.workdir_lock import WorkdirLock
-from inoc_jax.sharding import rules
 from inoc_jax.settings.loading import load_setting, train_prompt_pool
+from inoc_jax.sharding import rules
 from inoc_jax.sharding.mesh import batch_sharding, make_mesh
 from inoc_jax.training.masking import supervised_token_counts
 from inoc_jax.training.optimizer import make_optimizer
-from inoc_jax.training.train_state import ModelSpec, base_param_shardings, param_count
+from inoc_jax.training.train_state import param_count
 from inoc_jax.training.train_step import BATCH_KEYS, EvalStep, StepOptions, TrainStep
 from inoc_jax.weights.pretrained import open_pretrained
 
 log = logging.getLogger("inoc_jax")
 
-DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}
-
-
-def lora_config(config: ml_collections.ConfigDict) -> LoraConfig | None:
-  if not config.lora.enabled:
-    return None
-  return LoraConfig(rank=config.lora.rank, alpha=config.lora.alpha, dropout=config.lora.dropout,
-                    rslora=config.lora.rslora, targets=parse_targets(config.lora.targets))
-
-
-def model_spec(config: ml_collections.ConfigDict, arch: model_config.ModelConfig) -> ModelSpec:
-  lora = lora_config(config)
-  dtype = DTYPES[config.model.dtype]
-
-  def build(rngs: nnx.Rngs) -> Transformer:
-    return Transformer(arch, lora=lora, dtype=dtype, param_dtype=jnp.float32, remat=config.model.remat, rngs=rngs)
-
-  return ModelSpec(build=build, trainable=nnx.LoRAParam if lora else nnx.Param)
-
-
 def sampling_model(config: ml_collections.ConfigDict, arch: model_config.ModelConfig, graphdef: nnx.GraphDef,
                    state: Any, mesh) -> tuple[nnx.GraphDef, tuple]:
-  """(graphdef, states) for the sampler: LoRA folded into the base kernels, each leaf on its sharding.
-
-  Decoding a merged model skips the two extra adapter matmuls per projection
-  at every generated token; without LoRA the train state is used as is.
-  """
+  """(graphdef, states) for the sampler: LoRA merged (model/build.py); without LoRA the train state as is."""
   if not config.lora.enabled:
     return graphdef, (state.params, state.frozen)
-  plain = ModelSpec(build=lambda rngs: Transformer(arch, dtype=DTYPES[config.model.dtype], rngs=rngs),
-                    trainable=nnx.Param)
-  _, shardings = base_param_shardings(plain, mesh)
-  plain_graphdef = nnx.graphdef(nnx.eval_shape(lambda: plain.build(nnx.Rngs(0))))
-  return plain_graphdef, (merge_lora_sharded(graphdef, (state.params, state.frozen), shardings),)
-
-
-def step_options(config: ml_collections.ConfigDict) -> StepOptions:
-  """The static choices compiled into the train and eval steps."""
-  return StepOptions(train_on=config.loss.train_on, grad_accum_steps=config.train.grad_accum_steps,
-                     loss_chunk_size=config.loss.chunk_size or None)
+  plain_graphdef, merged = build.merged_for_sampling(graphdef, (state.params, state.frozen), arch, mesh,
+                                                     build.compute_dtype(config.model.dtype))
+  return plain_graphdef, (merged,)
 
 
 def fixed_batches(examples, rows: int, seq_len: int):
@@ -139,7 +105,7 @@ def _train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, start_t
   arch = pretrained.model_config if pretrained else model_config.get_preset(config.model.preset)
   if pretrained:
     log.info("model: architecture from %s (model.preset %r ignored)", pretrained.source.path, config.model.preset)
-  lora_config(config)  # validates the LoRA block before anything compiles
+  build.lora_config(config)  # validates the LoRA block before anything compiles
   mesh = make_mesh({k: config.mesh[k] for k in ("data", "fsdp", "tensor")}, num_slices=config.mesh.num_slices)
 
   encoder = make_encoder(config)
@@ -166,9 +132,9 @@ def _train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, start_t
       max_examples_per_row=config.data.get("max_examples_per_row", 0))
   num_steps = config.train.num_steps or max(1, math.ceil(config.train.num_epochs * iterator.batches_per_epoch()))
 
-  spec = model_spec(config, arch)
+  spec = build.training_spec(config, arch)
   tx, schedule = make_optimizer(config.optim, num_steps)
-  checkpoints = RunCheckpoints(config, workdir, arch, lora_config(config))
+  checkpoints = RunCheckpoints(config, workdir, arch, build.lora_config(config))
   start = start_state(spec, tx, mesh, config.seed, checkpoints.checkpointer,
                       load_base=(lambda: pretrained.load(spec, mesh)) if pretrained else None,
                       base_name=config.model.checkpoint or "the seed")
@@ -183,7 +149,7 @@ def _train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, start_t
     log.info("parameter shardings:\n%s", rules.describe(
         {"params": state.params, "frozen": state.frozen}, {"params": shardings.params, "frozen": shardings.frozen}))
 
-  options = step_options(config)
+  options = StepOptions.from_config(config)
   train_step = TrainStep(graphdef, tx, schedule, options, mesh, shardings)
   eval_step = EvalStep(graphdef, options, mesh, shardings)
   sharding = batch_sharding(mesh)
@@ -192,7 +158,7 @@ def _train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, start_t
 
   def evaluate(step: int, name: str = "") -> dict:
     """Samples and scores the setting's eval suite (inoc_jax.evaluation.harness) and logs the numbers."""
-    out_dir = storage.join(workdir, "eval", name or (f"step_{step}" if step < num_steps else "final"))
+    out_dir = RunLayout(workdir).eval_dir(name or (f"step_{step}" if step < num_steps else "final"))
     sample_graphdef, sample_states = sampling_model(config, arch, graphdef, state, mesh)
     metrics = harness.evaluate_params(config, sample_graphdef, *sample_states, workdir=out_dir, mesh=mesh,
                                       encoder=encoder, checkpoint_id=workdir, step=step, sampler_cache=sampler_cache)
@@ -215,7 +181,7 @@ def _train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, start_t
   initial_metrics = initial_evaluation(config, workdir, start.step, lambda: evaluate(0, "initial"))
   tokens_seen, loop_start, earlier = 0, None, dataclasses.replace(progress)
   bar = tqdm(total=num_steps, initial=start.step, desc="train", unit="step", disable=jax.process_index() != 0,
-             dynamic_ncols=True, mininterval=cli.progress_interval())
+             dynamic_ncols=True, mininterval=progress_interval())
   stop = StopSignals()
   try:
     with stop:
@@ -264,11 +230,11 @@ def _train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, start_t
                        tokens_per_second=progress.tokens_per_second(), wall_seconds=time.time() - start_time,
                        workdir=workdir, eval_metrics=eval_metrics, initial_eval_metrics=initial_metrics)
   if jax.process_index() == 0:
-    storage.write_text(storage.join(workdir, "summary.json"),
+    storage.write_text(RunLayout(workdir).summary,
                        storage.dumps_json(dataclasses.asdict(summary), indent=2))
     if initial_metrics and eval_metrics:
       table = comparison_table(config, initial_metrics, eval_metrics, num_steps)
-      storage.write_text(storage.join(workdir, "eval", "comparison.txt"), table + "\n")
+      storage.write_text(RunLayout(workdir).comparison, table + "\n")
       print(table, flush=True)
   return summary
 
@@ -278,7 +244,7 @@ def record_start(config: ml_collections.ConfigDict, workdir: str, start, fingerp
 
   Returns the progress counters to continue from (the checkpoint's, or zeros).
   """
-  config_path = storage.join(workdir, "config.json")
+  config_path = RunLayout(workdir).config
   if start.step == 0:
     if jax.process_index() == 0:
       storage.write_text(config_path, config.to_json_best_effort(indent=2))
@@ -291,7 +257,7 @@ def record_start(config: ml_collections.ConfigDict, workdir: str, start, fingerp
   if changes and jax.process_index() == 0:
     log.warning("resuming at step %d with changed data settings (allowed): %s", start.step, "; ".join(changes))
     record = json.dumps({"step": start.step, "time": time.time(), "changes": changes, "config": current})
-    log_file = storage.LineLog(storage.join(workdir, "resumes.jsonl"))
+    log_file = storage.LineLog(RunLayout(workdir).resumes)
     log_file.write(record)
     log_file.close()
   if jax.process_index() == 0 and not storage.exists(config_path):
@@ -310,7 +276,7 @@ def initial_evaluation(config: ml_collections.ConfigDict, workdir: str, start_st
   """
   if not config.eval.get("initial", False):
     return None
-  path = storage.join(workdir, "eval", "initial", "results.json")
+  path = RunLayout(workdir).eval_results("initial")
   found = storage.exists(path)
   if jax.process_count() > 1:  # process 0 wrote the file: its view decides for every process
     found = bool(multihost_utils.broadcast_one_to_all(np.int32(found)))

@@ -1,6 +1,5 @@
 """Activation constraints: inert without a mesh, exact under one, for tied and untied heads."""
 
-import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
@@ -15,7 +14,8 @@ from inoc_jax.model.config import get_preset
 from inoc_jax.model.transformer import Transformer
 from inoc_jax.sharding import rules
 from inoc_jax.sharding.mesh import make_mesh, batch_sharding
-from inoc_jax.training.train_state import ModelSpec, init_train_state
+from inoc_jax.model.build import ModelSpec
+from inoc_jax.training.train_state import init_train_state
 from inoc_jax.training.train_step import TrainStep, StepOptions
 
 cfg = get_preset("{preset}")

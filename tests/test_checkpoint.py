@@ -22,7 +22,8 @@ from inoc_jax.model.config import get_preset
 from inoc_jax.model.lora import LoraConfig
 from inoc_jax.model.transformer import Transformer
 from inoc_jax.sharding.mesh import make_mesh
-from inoc_jax.training.train_state import ModelSpec, abstract_train_state, init_train_state
+from inoc_jax.model.build import ModelSpec
+from inoc_jax.training.train_state import abstract_train_state, init_train_state
 from tests.conftest import REPO
 from tests.weight_fixtures import fixture_dir, our_logits, reference, widen_vocab
 

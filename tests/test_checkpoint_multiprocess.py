@@ -24,7 +24,8 @@ WORKER = textwrap.dedent("""
     from inoc_jax.model.config import get_preset
     from inoc_jax.model.transformer import Transformer
     from inoc_jax.sharding.mesh import make_mesh
-    from inoc_jax.training.train_state import ModelSpec, abstract_train_state, init_train_state
+    from inoc_jax.model.build import ModelSpec
+    from inoc_jax.training.train_state import abstract_train_state, init_train_state
     arch = get_preset("tiny")
     spec = ModelSpec(lambda rngs: Transformer(arch, rngs=rngs), nnx.Param)
     mesh = make_mesh({"data": 1, "fsdp": -1, "tensor": 1})

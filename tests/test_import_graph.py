@@ -83,6 +83,24 @@ def test_the_package_has_no_import_cycle():
 
 
 def test_library_code_does_not_import_command_line_modules():
-  offenders = {(module, target) for module, targets in _import_graph().items() if module not in CLI_MODULES
-               for target in targets & CLI_MODULES}
+  """Neither the entry points nor their shared start-up code (cli.py: flags, logging, one-line errors)."""
+  forbidden = CLI_MODULES | {"inoc_jax.cli"}
+  offenders = {(module, target) for module, targets in _import_graph().items() if module not in forbidden
+               for target in targets & forbidden}
   assert not offenders, sorted(offenders)
+
+
+def test_the_model_is_built_in_one_place():
+  """Transformer(...) is called only by inoc_jax/model/build.py (training, checkpoints, pretrained weights,
+  sampling, the AOT check and the benchmarks all ask it)."""
+  callers = []
+  for folder in (PACKAGE, os.path.join(REPO, "bench")):
+    for root, _, files in os.walk(folder):
+      for name in files:
+        path = os.path.join(root, name)
+        if not name.endswith(".py") or path.endswith(os.path.join("model", "build.py")):
+          continue
+        for node in ast.walk(ast.parse(open(path, encoding="utf-8").read())):
+          if isinstance(node, ast.Call) and getattr(node.func, "id", getattr(node.func, "attr", "")) == "Transformer":
+            callers.append(os.path.relpath(path, REPO))
+  assert not callers

@@ -1,7 +1,6 @@
 """eval.initial: the model is evaluated before step 1, and the run ends with one initial-vs-final table."""
 
 import json
-import os
 
 import pytest
 

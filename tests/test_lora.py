@@ -16,7 +16,9 @@ from inoc_jax.model.merge import merge_lora
 from inoc_jax.model.transformer import Transformer
 from inoc_jax.sharding.mesh import make_mesh
 from inoc_jax.sharding.rules import path_to_str
-from inoc_jax.training.train_state import ModelSpec, init_train_state, param_count
+from inoc_jax.model import build
+from inoc_jax.model.build import ModelSpec
+from inoc_jax.training.train_state import init_train_state, param_count
 from inoc_jax.training.train_step import StepOptions, TrainStep
 from inoc_jax.weights.pretrained import open_pretrained
 from tests.weight_fixtures import fixture_dir
@@ -122,7 +124,8 @@ def test_adapters_are_sharded_like_their_base_weights(python_subprocess):
   from inoc_jax.model.lora import LoraConfig
   from inoc_jax.model.transformer import Transformer
   from inoc_jax.sharding.mesh import make_mesh
-  from inoc_jax.training.train_state import ModelSpec, init_train_state
+  from inoc_jax.model.build import ModelSpec
+  from inoc_jax.training.train_state import init_train_state
   arch = get_preset("tiny")
   spec = ModelSpec(lambda rngs: Transformer(arch, lora=LoraConfig(rank=4), rngs=rngs), nnx.LoRAParam)
   _, state, _ = init_train_state(spec, optax.adamw(1e-3), make_mesh({"data": 2, "fsdp": 2, "tensor": 2}), 0)
@@ -149,7 +152,7 @@ def test_trainer_samples_from_the_merged_model_with_the_unmerged_greedy_output()
   from inoc_jax.sampling import Sampler, SamplingParams  # pylint: disable=g-import-not-at-top
   config = config_lib.load_config("configs/sycophancy.py:tiny", ["lora.enabled=True", "lora.rank=4"])
   arch = get_preset("tiny")
-  spec = trainer.model_spec(config, arch)
+  spec = build.training_spec(config, arch)
   mesh = make_mesh({"data": -1})
   graphdef, state, _ = init_train_state(spec, optax.sgd(0.1), mesh, seed=0)
   state = dataclasses.replace(state, params=jax.tree.map(

@@ -16,7 +16,8 @@ from inoc_jax.model.lora import LoraConfig
 from inoc_jax.model.transformer import Transformer
 from inoc_jax.sharding.mesh import make_mesh
 from inoc_jax.sharding.rules import path_to_str
-from inoc_jax.training.train_state import ModelSpec, init_train_state
+from inoc_jax.model.build import ModelSpec
+from inoc_jax.training.train_state import init_train_state
 from inoc_jax.training.train_step import StepOptions, TrainStep, loss_sums
 
 ARCH = get_preset("tiny-llama")

@@ -14,7 +14,8 @@ from inoc_jax.model.transformer import Transformer
 from inoc_jax.sharding.mesh import make_mesh
 from inoc_jax.training.loss import LossSums, chunked_cross_entropy, fused_cross_entropy
 from inoc_jax.training.masking import next_token_targets, next_token_weights
-from inoc_jax.training.train_state import ModelSpec, init_train_state
+from inoc_jax.model.build import ModelSpec
+from inoc_jax.training.train_state import init_train_state
 
 R = Role
 

@@ -125,16 +125,17 @@ def test_figures_shift_coincident_points_and_print_n_beside_r(tmp_path):
   captured = {}
   real_savefig = figures.plt.Figure.savefig
 
-  def spy(fig, path, **kwargs):
-    captured[os.path.basename(path)] = fig
-    real_savefig(fig, path, **kwargs)
+  def spy(fig, target, **kwargs):  # figures save through runtime.storage (a buffer, then the file or gs://)
+    captured["figure"] = fig
+    real_savefig(fig, target, **kwargs)
 
   figures.plt.Figure.savefig = spy
   try:
     figures.elicitation_vs_effect(points, axes, str(tmp_path / "e.png"), "gcd")
   finally:
     figures.plt.Figure.savefig = real_savefig
-  fig = captured["e.png"]
+  assert (tmp_path / "e.png").read_bytes().startswith(b"\x89PNG")
+  fig = captured["figure"]
   ax = fig.axes[0]
   assert "n = 3 instructions" in ax.get_title()
   drawn = [tuple(c.get_offset_transform().transform(c.get_offsets()[0])) for c in ax.collections]
@@ -142,3 +143,28 @@ def test_figures_shift_coincident_points_and_print_n_beside_r(tmp_path):
   labels = {t.get_text(): t.get_position() for t in ax.texts}
   assert labels["Neutral (shifted)"] != labels["Unrelated (shifted)"]
   assert any("overlapping points drawn side by side" in t.get_text() for t in fig.texts)
+
+
+def test_a_sweep_in_a_bucket_is_reported_like_a_local_one(sweep_dir):
+  """memory:// stands in for gs://: every file the report reads and writes goes through runtime/layout.py."""
+  import uuid  # pylint: disable=g-import-not-at-top
+  from inoc_jax.runtime import storage  # pylint: disable=g-import-not-at-top
+  from inoc_jax.runtime.layout import SweepLayout  # pylint: disable=g-import-not-at-top
+  bucket = f"memory://sweeps/{uuid.uuid4().hex}"
+  for root, _, files in os.walk(sweep_dir):
+    for name in files:
+      rel = os.path.relpath(os.path.join(root, name), sweep_dir).replace(os.sep, "/")
+      with open(os.path.join(root, name), encoding="utf-8") as f:
+        storage.write_text(f"{bucket}/{rel}", f.read())
+  layout = SweepLayout(bucket)
+  assert [seed for seed, _ in layout.initial_results()] == [0, 1] and len(layout.run_dirs()) == 9
+  for seed in (3, 0):
+    storage.write_text(f"{layout.base_export(seed)}/config.json", "{}")
+  assert layout.base_exports() == [(0, f"{bucket}/base/seed0/hf"), (3, f"{bucket}/base/seed3/hf")]
+  local, remote = report.write_report(sweep_dir), report.write_report(bucket)
+  assert remote["markdown"] == local["markdown"] and remote["pearson_r"] == local["pearson_r"]
+  assert storage.read_text(f"{layout.report_dir}/report.md") == open(
+      os.path.join(sweep_dir, "report", "report.md"), encoding="utf-8").read()
+  import fsspec  # pylint: disable=g-import-not-at-top
+  with fsspec.open(f"{layout.report_dir}/capability_vs_behaviour.png", "rb") as f:
+    assert f.read(8) == PNG_MAGIC

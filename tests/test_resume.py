@@ -203,7 +203,8 @@ from inoc_jax.checkpoint.resume import run_meta
 from inoc_jax.model.config import get_preset
 from inoc_jax.model.transformer import Transformer
 from inoc_jax.sharding.mesh import make_mesh
-from inoc_jax.training.train_state import ModelSpec, init_train_state
+from inoc_jax.model.build import ModelSpec
+from inoc_jax.training.train_state import init_train_state
 from inoc_jax.training.train_step import StepOptions, TrainStep
 arch = get_preset("tiny-llama")
 spec = ModelSpec(lambda rngs: Transformer(arch, rngs=rngs), nnx.Param)
@@ -239,7 +240,8 @@ from inoc_jax.model.config import get_preset
 from inoc_jax.model.transformer import Transformer
 from inoc_jax.sharding import rules
 from inoc_jax.sharding.mesh import make_mesh
-from inoc_jax.training.train_state import ModelSpec, abstract_train_state
+from inoc_jax.model.build import ModelSpec
+from inoc_jax.training.train_state import abstract_train_state
 arch = get_preset("tiny-llama")
 spec = ModelSpec(lambda rngs: Transformer(arch, rngs=rngs), nnx.Param)
 mesh = make_mesh({mesh})

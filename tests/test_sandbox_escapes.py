@@ -6,7 +6,6 @@ kernel allows user namespaces. A mode that cannot start here is not listed.
 """
 
 import os
-import signal
 import socket
 import tempfile
 import textwrap

@@ -1,6 +1,5 @@
 """The sharded train step: device-count invariance, rule-table shardings, accumulation, tracing."""
 
-import json
 
 import numpy as np
 import pytest
@@ -14,7 +13,8 @@ from inoc_jax.model.transformer import Transformer
 from inoc_jax.model.lora import LoraConfig
 from inoc_jax.sharding import rules
 from inoc_jax.sharding.mesh import make_mesh, batch_sharding
-from inoc_jax.training.train_state import ModelSpec, init_train_state
+from inoc_jax.model.build import ModelSpec
+from inoc_jax.training.train_state import init_train_state
 from inoc_jax.training.train_step import TrainStep, StepOptions, BATCH_KEYS
 
 MESH = dict(data={data}, fsdp={fsdp}, tensor={tensor})

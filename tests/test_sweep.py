@@ -108,4 +108,4 @@ def test_committed_organism_tokenizer_is_what_the_generator_writes(tmp_path):
   for name in ("tokenizer.json", "tokenizer_config.json"):
     with open(tmp_path / name, encoding="utf-8") as fresh, \
         open(os.path.join(organism.TOKENIZER_DIR, name), encoding="utf-8") as committed:
-      assert json.load(fresh) == json.load(committed), f"regenerate: python -m inoc_jax.data.settings.organism"
+      assert json.load(fresh) == json.load(committed), "regenerate: python -m inoc_jax.data.settings.organism"

@@ -22,12 +22,11 @@ import jax.numpy as jnp
 import ml_collections
 from jax.sharding import Mesh
 
-from inoc_jax import trainer
-from inoc_jax.model import config as model_config
+from inoc_jax.model import build, config as model_config
 from inoc_jax.sharding.mesh import batch_sharding
 from inoc_jax.training.optimizer import make_optimizer
 from inoc_jax.training.train_state import TrainState, abstract_train_state
-from inoc_jax.training.train_step import BATCH_KEYS, TrainStep
+from inoc_jax.training.train_step import BATCH_KEYS, StepOptions, TrainStep
 
 # The schedule length only changes learning-rate constants, never shapes or memory.
 _SCHEDULE_STEPS_WHEN_UNSET = 1000
@@ -52,10 +51,10 @@ class AbstractStep:
 
 def abstract_step(config: ml_collections.ConfigDict, mesh: Mesh) -> AbstractStep:
   arch = model_config.get_preset(config.model.preset)
-  spec = trainer.model_spec(config, arch)
+  spec = build.training_spec(config, arch)
   tx, schedule = make_optimizer(config.optim, config.train.num_steps or _SCHEDULE_STEPS_WHEN_UNSET)
   graphdef, state, shardings = abstract_train_state(spec, tx, mesh, config.seed)
-  step = TrainStep(graphdef, tx, schedule, trainer.step_options(config), mesh, shardings)
+  step = TrainStep(graphdef, tx, schedule, StepOptions.from_config(config), mesh, shardings)
   shape = (config.data.global_batch_size, config.data.seq_len)
   batch = {key: jax.ShapeDtypeStruct(shape, jnp.int32, sharding=batch_sharding(mesh)) for key in BATCH_KEYS}
   return AbstractStep(step=step, state=state, batch=batch, arch=arch)

@@ -24,18 +24,18 @@ from inoc_jax.checkpoint import tree_codec
 from inoc_jax.checkpoint.manager import Checkpointer
 from inoc_jax.checkpoint.resume import check_frozen, lora_from_meta
 from inoc_jax.errors import CheckpointError
+from inoc_jax.model import build
 from inoc_jax.model.config import ModelConfig
 from inoc_jax.model.lora import LoraConfig
-from inoc_jax.model.merge import merge_lora_sharded
 from inoc_jax.model.transformer import Transformer
-from inoc_jax.runtime import storage
+from inoc_jax.runtime import layout, storage
 from inoc_jax.sharding import rules
 from inoc_jax.sharding.mesh import make_mesh
-from inoc_jax.training.train_state import ModelSpec, base_param_shardings, init_frozen
+from inoc_jax.training.train_state import init_frozen
 
 log = logging.getLogger("inoc_jax")
 
-CHECKPOINTS_DIR = "checkpoints"
+CHECKPOINTS_DIR = layout.CHECKPOINTS
 
 
 @dataclasses.dataclass
@@ -77,11 +77,6 @@ def locate(path: str, step: int | None = None) -> tuple[str, int | None]:
   return str(p), step
 
 
-def _spec(arch: ModelConfig, lora: LoraConfig | None, dtype) -> ModelSpec:
-  return ModelSpec(lambda rngs: Transformer(arch, lora=lora, dtype=dtype, rngs=rngs),
-                   nnx.LoRAParam if lora else nnx.Param)
-
-
 def restore_params(path: str, mesh: Mesh | None = None, *, step: int | None = None, dtype=jnp.float32,
                    load_base=None) -> RestoredParams:
   """Restores a checkpoint's parameters onto `mesh` and merges LoRA.
@@ -102,7 +97,7 @@ def restore_params(path: str, mesh: Mesh | None = None, *, step: int | None = No
     raise CheckpointError(f"No checkpoint in {directory}; train first or pass another path.")
   meta = checkpointer.read_json(step if step is not None else steps[-1], "meta")
   arch, lora = ModelConfig.from_dict(meta["model_config"]), lora_from_meta(meta)
-  spec = _spec(arch, lora, dtype)
+  spec = build.saved_spec(arch, lora, dtype)
   graphdef, abstract_params, abstract_frozen = spec.abstract()
   targets = {"params": abstract_params, "frozen": abstract_frozen}
   shardings = {name: rules.tree_shardings(tree, mesh) for name, tree in targets.items()}
@@ -128,9 +123,6 @@ def restore_params(path: str, mesh: Mesh | None = None, *, step: int | None = No
       frozen = (tree_codec.from_nested(tree_codec.to_nested(base), abstract_frozen) if base is not None
                 else init_frozen(spec, mesh, int(config.get("seed", 0))))
       check_frozen(frozen, restored, source or "the run's seed")
-  plain = _spec(arch, None, dtype)
-  plain_graphdef, _, _ = plain.abstract()
-  _, base_shardings = base_param_shardings(plain, mesh)
-  merged = merge_lora_sharded(graphdef, (restored.params, frozen), base_shardings)
+  plain_graphdef, merged = build.merged_for_sampling(graphdef, (restored.params, frozen), arch, mesh, dtype)
   log.info("restored step %d from %s (%s)", restored.step, directory, "LoRA merged" if lora else "full weights")
   return RestoredParams(arch, plain_graphdef, merged, restored.step, config, lora, os.fspath(directory))

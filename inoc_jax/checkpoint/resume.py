@@ -24,7 +24,8 @@ from inoc_jax.checkpoint.manager import Checkpointer, Restored
 from inoc_jax.errors import CheckpointError
 from inoc_jax.model.config import ModelConfig
 from inoc_jax.model.lora import LoraConfig
-from inoc_jax.training.train_state import ModelSpec, TrainState, abstract_train_state, init_frozen, init_train_state
+from inoc_jax.model.build import ModelSpec
+from inoc_jax.training.train_state import TrainState, abstract_train_state, init_frozen, init_train_state
 
 log = logging.getLogger("inoc_jax")
 

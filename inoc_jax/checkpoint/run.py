@@ -25,6 +25,7 @@ from inoc_jax.checkpoint.resume import run_meta
 from inoc_jax.errors import ConfigError
 from inoc_jax.model.config import ModelConfig
 from inoc_jax.model.lora import LoraConfig
+from inoc_jax.runtime.layout import RunLayout
 
 log = logging.getLogger("inoc_jax")
 
@@ -33,7 +34,7 @@ ORBAX_SCHEMES = ("gs://",)  # besides local paths: what Orbax/TensorStore can wr
 
 
 def checkpoint_dir(config: ml_collections.ConfigDict, workdir: str) -> str:
-  directory = config.checkpoint.dir or workdir.rstrip("/") + "/checkpoints"  # Checkpointer resolves it
+  directory = config.checkpoint.dir or RunLayout(workdir).checkpoints  # Checkpointer resolves it
   if "://" in directory and not directory.startswith(ORBAX_SCHEMES):
     raise ConfigError(f"Checkpoints cannot be written to {directory!r}: Orbax needs a local path or a gs:// URL; "
                       "set --config.checkpoint.dir to one, or --config.checkpoint.enabled=False.")

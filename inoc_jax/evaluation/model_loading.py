@@ -13,17 +13,14 @@ import dataclasses
 import os
 from typing import Any
 
-import jax.numpy as jnp
 import ml_collections
 from flax import nnx
 from jax.sharding import Mesh
 
 from inoc_jax.errors import CheckpointError
+from inoc_jax.model import build
 from inoc_jax.model.config import ModelConfig, get_preset
-from inoc_jax.model.transformer import Transformer
-
-DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}
-
+from inoc_jax.runtime import layout
 
 @dataclasses.dataclass
 class LoadedModel:
@@ -41,18 +38,18 @@ def is_training_checkpoint(path: str) -> bool:
   path = os.path.expanduser(path)
   if not os.path.isdir(path):
     return False
-  if os.path.isdir(os.path.join(path, "checkpoints")):
+  if os.path.isdir(os.path.join(path, layout.CHECKPOINTS)):
     return True
   return os.path.basename(os.path.normpath(path)).isdigit() or any(
       name.isdigit() for name in os.listdir(path))
 
 
 def load_model(config: ml_collections.ConfigDict, checkpoint: str, mesh: Mesh | None = None) -> LoadedModel:
-  dtype = DTYPES.get(config.model.dtype, jnp.float32)
+  dtype = build.compute_dtype(config.model.dtype)
   if checkpoint == "random" or checkpoint.startswith("random:"):
     seed = int(checkpoint.split(":", 1)[1]) if ":" in checkpoint else int(config.seed)
     arch = get_preset(config.model.preset)
-    graphdef, state = nnx.split(Transformer(arch, dtype=dtype, rngs=nnx.Rngs(seed)))
+    graphdef, state = nnx.split(build.random_model(arch, dtype, seed))
     return LoadedModel(graphdef, (state,), f"random-init:{config.model.preset}:seed{seed}", arch)
   if is_training_checkpoint(checkpoint):
     try:

@@ -14,13 +14,13 @@ from __future__ import annotations
 
 import collections
 import dataclasses
-import glob
 import json
 import math
-import os
 from typing import Any, Iterable, Mapping
 
 from inoc_jax.errors import DataError
+from inoc_jax.runtime import storage
+from inoc_jax.runtime.layout import SweepLayout
 
 INITIAL_ARM = "Initial model"
 
@@ -67,8 +67,7 @@ def mean_and_se(values: Iterable[float]) -> Stat:
 
 def _load_json(path: str) -> Any:
   try:
-    with open(path, encoding="utf-8") as f:
-      return json.load(f)
+    return json.loads(storage.read_text(path))
   except json.JSONDecodeError as e:
     raise DataError(f"{path} is not valid JSON ({e.msg} at line {e.lineno}); re-run that evaluation.") from None
 
@@ -92,19 +91,19 @@ def metrics_by_eval_prompt(results: Mapping[str, Any]) -> dict[str, dict[str, fl
 
 
 def collect(sweep_dir: str) -> list[RunMetrics]:
-  """Every finished run (and initial-model evaluation) of a sweep."""
-  if not os.path.isdir(sweep_dir):
+  """Every finished run (and initial-model evaluation) of a sweep, local or gs://."""
+  layout = SweepLayout(sweep_dir)
+  if not storage.exists(layout.sweep_json) and not storage.exists(sweep_dir):
     raise DataError(f"Sweep directory {sweep_dir!r} does not exist; pass the directory given to the sweep.")
   records = []
-  for run_json in sorted(glob.glob(os.path.join(sweep_dir, "runs", "*", "run.json"))):
-    run = _load_json(run_json)
-    results_path = os.path.join(os.path.dirname(run_json), "results.json")
-    if not os.path.exists(results_path):
+  for run_dir in layout.run_dirs():
+    run = _load_json(layout.run_record(run_dir))
+    results_path = layout.run_results(run_dir)
+    if not storage.exists(results_path):
       continue  # unfinished run
     for label, metrics in metrics_by_eval_prompt(_load_json(results_path)).items():
       records.append(RunMetrics(run["arm"], label, int(run["seed"]), metrics))
-  for results_path in sorted(glob.glob(os.path.join(sweep_dir, "initial", "*", "results.json"))):
-    seed = int(os.path.basename(os.path.dirname(results_path)).replace("seed", "") or 0)
+  for seed, results_path in layout.initial_results():
     for label, metrics in metrics_by_eval_prompt(_load_json(results_path)).items():
       records.append(RunMetrics(INITIAL_ARM, label, seed, metrics))
   if not records:
@@ -169,11 +168,10 @@ def pearson(xs: list[float], ys: list[float]) -> float:
 
 def elicitation_points(sweep_dir: str, rows: list[Row], axes) -> list[tuple[str, float, float]]:
   """(candidate, elicitation score on the initial model, effect after training with it) per candidate."""
-  path = os.path.join(sweep_dir, "elicitation.json")
-  if not os.path.exists(path):
+  path = SweepLayout(sweep_dir).elicitation
+  if not storage.exists(path):
     return []
-  with open(path, encoding="utf-8") as f:
-    elicitation = json.load(f)
+  elicitation = _load_json(path)
   neutral_eval = {row.arm: row for row in rows if row.eval_prompt == "Neutral"}
   points = []
   for candidate in elicitation.get("candidates", []):

@@ -8,6 +8,7 @@ values.
 
 from __future__ import annotations
 
+import io
 import math
 
 from typing import Sequence
@@ -20,10 +21,18 @@ from matplotlib import transforms  # pylint: disable=g-import-not-at-top,wrong-i
 
 from inoc_jax.experiments.aggregate import Row, pearson  # pylint: disable=wrong-import-position
 from inoc_jax.experiments.axes import SettingAxes  # pylint: disable=wrong-import-position
+from inoc_jax.runtime import storage  # pylint: disable=wrong-import-position
 
 
 SHIFT_POINTS = 7.0    # screen distance between overlapping markers
 OVERLAP = 0.02        # points closer than this fraction of both axis ranges count as overlapping
+
+
+def _save(fig, path: str, **kwargs) -> None:
+  """PNG at `path`, a local file or a gs:// object."""
+  buffer = io.BytesIO()
+  fig.savefig(buffer, format="png", dpi=120, **kwargs)
+  storage.write_bytes(path, buffer.getvalue())
 
 
 def _err(se: float) -> float:
@@ -85,7 +94,7 @@ def capability_vs_behaviour(rows: list[Row], axes: SettingAxes, path: str, title
   ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.01, 0.5), title="Train / Eval prompt",
             title_fontsize=7)
   fig.tight_layout()
-  fig.savefig(path, dpi=120, bbox_inches="tight")
+  _save(fig, path, bbox_inches="tight")
   plt.close(fig)
 
 
@@ -115,6 +124,6 @@ def elicitation_vs_effect(points: list[tuple[str, float, float]], axes: SettingA
   ax.set_title(f"{title} (Pearson r = {correlation}, n = {len(points)} instructions)", fontsize=9)
   ax.grid(alpha=0.3)
   fig.tight_layout()
-  fig.savefig(path, dpi=120)
+  _save(fig, path)
   plt.close(fig)
   return r

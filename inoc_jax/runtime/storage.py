@@ -130,6 +130,29 @@ def exists(path: str) -> bool:
   return _filesystem(path).exists(path) if is_remote(path) else os.path.exists(_local(path))
 
 
+def write_bytes(path: str, data: bytes) -> None:
+  """Replaces the file at `path` (figures); atomically on a local disk."""
+  if is_remote(path):
+    with _filesystem(path).open(path, "wb") as f:
+      f.write(data)
+    return
+  path = _local(path)
+  tmp = f"{path}.tmp-{os.getpid()}"
+  with open(tmp, "wb") as f:
+    f.write(data)
+  os.replace(tmp, path)
+
+
+def glob(pattern: str) -> list[str]:
+  """Sorted paths matching `pattern` (`*` within one folder level), as URLs when the pattern is one."""
+  if not is_remote(pattern):
+    import glob as glob_lib  # pylint: disable=g-import-not-at-top
+    return sorted(glob_lib.glob(_local(pattern)))
+  protocol = pattern.split("://", 1)[0]
+  found = _filesystem(pattern).glob(pattern)
+  return sorted(p if "://" in p else f"{protocol}://{p.lstrip('/')}" for p in found)
+
+
 class LineLog:
   """An append-only text file of lines (JSON lines for metrics), local or remote."""
 

@@ -20,11 +20,11 @@ import socket
 import time
 
 from inoc_jax.errors import ConfigError
-from inoc_jax.runtime import storage
+from inoc_jax.runtime import layout, storage
 
 log = logging.getLogger("inoc_jax")
 
-LOCK_NAME = "run.lock"
+LOCK_NAME = layout.LOCK
 
 
 class WorkdirLock:

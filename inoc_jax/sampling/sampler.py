@@ -29,8 +29,8 @@ from jax.experimental import multihost_utils
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 from tqdm import tqdm
 
-from inoc_jax.cli import progress_interval
 from inoc_jax.errors import ConfigError
+from inoc_jax.runtime.console import progress_interval
 from inoc_jax.sampling import batching, decode as decode_lib, stop
 from inoc_jax.sampling.journal import GenerationJournal
 from inoc_jax.sampling.params import SamplingMode, SamplingParams, padded_stop_ids

@@ -10,8 +10,7 @@ init writes every leaf straight into its shard.
 
 from __future__ import annotations
 
-import dataclasses
-from typing import Any, Callable
+from typing import Any
 
 import flax.struct
 import jax
@@ -20,8 +19,7 @@ import optax
 from flax import nnx
 from jax.sharding import Mesh
 
-from inoc_jax.model.merge import BASE_WEIGHTS  # pylint: disable=unused-import  (re-exported)
-from inoc_jax.model.transformer import Transformer
+from inoc_jax.model.build import ModelSpec
 from inoc_jax.sharding import rules
 
 
@@ -42,22 +40,6 @@ class TrainState:
   frozen: Any
   opt_state: Any
   rng: jax.Array
-
-
-@dataclasses.dataclass(frozen=True)
-class ModelSpec:
-  """How to build the model and which of its leaves are trainable."""
-
-  build: Callable[[nnx.Rngs], Transformer]
-  trainable: Any  # an nnx filter: nnx.LoRAParam for LoRA, nnx.Param for full fine-tuning
-
-  def abstract(self) -> tuple[nnx.GraphDef, Any, Any]:
-    """(graphdef, abstract params, abstract frozen) without allocating anything."""
-    model = nnx.eval_shape(lambda: self.build(nnx.Rngs(0)))
-    return nnx.split(model, self.trainable, ...)
-
-  def split(self, model: Transformer):
-    return nnx.split(model, self.trainable, ...)
 
 
 def state_shardings(abstract_state: TrainState, mesh: Mesh) -> TrainState:
@@ -131,13 +113,6 @@ def init_frozen(spec: ModelSpec, mesh: Mesh, seed: int) -> Any:
   init, key = _state_initializer(spec, optax.identity(), seed)
   abstract = jax.eval_shape(lambda k: init(k, None).frozen, key)
   return jax.jit(lambda k: init(k, None).frozen, out_shardings=rules.tree_shardings(abstract, mesh))(key)
-
-
-def base_param_shardings(spec: ModelSpec, mesh: Mesh) -> tuple[Any, Any]:
-  """(abstract nnx.Param state, its shardings): the targets a weight loader fills."""
-  model = nnx.eval_shape(lambda: spec.build(nnx.Rngs(0)))
-  _, base, _ = nnx.split(model, BASE_WEIGHTS, ...)
-  return base, rules.tree_shardings(base, mesh)
 
 
 def param_count(tree: Any) -> int:

@@ -11,7 +11,6 @@ the masks are ragged.
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Callable
 
 import jax
 import jax.numpy as jnp
@@ -42,6 +41,12 @@ class StepOptions:
   train_on: str = "assistant"
   grad_accum_steps: int = 1
   loss_chunk_size: int | None = None
+
+  @classmethod
+  def from_config(cls, config) -> "StepOptions":
+    """The run's choices: loss.train_on, train.grad_accum_steps, loss.chunk_size (0 = whole sequence)."""
+    return cls(train_on=config.loss.train_on, grad_accum_steps=config.train.grad_accum_steps,
+               loss_chunk_size=config.loss.chunk_size or None)
 
 
 def loss_sums(graphdef: nnx.GraphDef, params, frozen, batch: dict[str, jax.Array], options: StepOptions,

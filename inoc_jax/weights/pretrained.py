@@ -20,6 +20,7 @@ from flax import nnx
 from jax.sharding import Mesh
 
 from inoc_jax import model_sources
+from inoc_jax.model import build
 from inoc_jax.model.config import ModelConfig
 from inoc_jax.weights.gguf_import import GGUFSource
 from inoc_jax.weights.hf_import import SafetensorsSource
@@ -47,16 +48,13 @@ class Pretrained:
 
   def load(self, spec, mesh: Mesh) -> Any:
     """Base weights (every nnx.Param but LoRA) of `spec`'s model, each placed on its sharding."""
-    from inoc_jax.training.train_state import base_param_shardings  # pylint: disable=g-import-not-at-top
-    abstract, shardings = base_param_shardings(spec, mesh)
+    abstract, shardings = build.base_param_shardings(spec, mesh)
     return self.load_into(abstract, shardings)
 
   def load_model(self, mesh: Mesh | None = None, dtype=jnp.float32):
     """A `Transformer` (no LoRA) holding these weights, sharded over `mesh` (default: all devices, data axis)."""
-    from inoc_jax.model.transformer import Transformer  # pylint: disable=g-import-not-at-top
     from inoc_jax.sharding.mesh import make_mesh  # pylint: disable=g-import-not-at-top
-    from inoc_jax.training.train_state import ModelSpec  # pylint: disable=g-import-not-at-top
-    spec = ModelSpec(lambda rngs: Transformer(self.model_config, dtype=dtype, rngs=rngs), nnx.Param)
+    spec = build.plain_spec(self.model_config, dtype)
     weights = self.load(spec, mesh if mesh is not None else make_mesh({"data": -1}))
     model = nnx.eval_shape(lambda: spec.build(nnx.Rngs(0)))
     nnx.update(model, weights)

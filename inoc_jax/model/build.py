@@ -1,0 +1,103 @@
+"""Building the model for a purpose: the one place the trainer, the checkpoint reader, the pretrained-weight
+loader, the evaluator, the AOT check and the benchmarks get their Transformer from.
+
+  training_spec(config, arch)          LoRA adapters (or every weight) trainable; float32 params; remat
+  saved_spec(arch, lora, dtype)        the tree a checkpoint was written with (to restore it)
+  plain_spec(arch, dtype)              no adapters: sampling, judges, pretrained weights, merged LoRA, export
+  random_model(arch, dtype, seed)      a random-init Transformer (`--checkpoint=random`, benchmarks)
+  merged_for_sampling(...)             LoRA folded into the base kernels, each leaf on its sharding
+
+A ModelSpec is a recipe, never an allocation: `spec.abstract()` gives shapes only.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Callable
+
+import jax.numpy as jnp
+from flax import nnx
+from jax.sharding import Mesh
+
+from inoc_jax.errors import ConfigError
+from inoc_jax.model.config import ModelConfig
+from inoc_jax.model.lora import LoraConfig, parse_targets
+from inoc_jax.model.merge import BASE_WEIGHTS, merge_lora_sharded
+from inoc_jax.model.transformer import Transformer
+from inoc_jax.sharding import rules
+
+DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelSpec:
+  """How to build the model and which of its leaves are trainable."""
+
+  build: Callable[[nnx.Rngs], Transformer]
+  trainable: Any  # an nnx filter: nnx.LoRAParam for LoRA, nnx.Param for full fine-tuning
+
+  def abstract(self) -> tuple[nnx.GraphDef, Any, Any]:
+    """(graphdef, abstract params, abstract frozen) without allocating anything."""
+    model = nnx.eval_shape(lambda: self.build(nnx.Rngs(0)))
+    return nnx.split(model, self.trainable, ...)
+
+  def split(self, model: Transformer):
+    return nnx.split(model, self.trainable, ...)
+
+
+def compute_dtype(name: str):
+  """'float32' | 'bfloat16' (config model.dtype) -> the jnp dtype activations are computed in."""
+  try:
+    return DTYPES[name]
+  except KeyError:
+    raise ConfigError(f"model.dtype {name!r} is not one of {', '.join(DTYPES)}.") from None
+
+
+def lora_config(config) -> LoraConfig | None:
+  """The run's adapters (config `lora.*`), or None for full fine-tuning."""
+  if not config.lora.enabled:
+    return None
+  return LoraConfig(rank=config.lora.rank, alpha=config.lora.alpha, dropout=config.lora.dropout,
+                    rslora=config.lora.rslora, targets=parse_targets(config.lora.targets))
+
+
+def training_spec(config, arch: ModelConfig) -> ModelSpec:
+  """The model a run trains: adapters when lora.enabled, params in float32, activations in model.dtype."""
+  lora, dtype, remat = lora_config(config), compute_dtype(config.model.dtype), config.model.remat
+  return ModelSpec(lambda rngs: Transformer(arch, lora=lora, dtype=dtype, param_dtype=jnp.float32, remat=remat,
+                                            rngs=rngs),
+                   nnx.LoRAParam if lora else nnx.Param)
+
+
+def saved_spec(arch: ModelConfig, lora: LoraConfig | None, dtype=jnp.float32) -> ModelSpec:
+  """The tree a training checkpoint holds (params = adapters or all weights, frozen = the rest)."""
+  return ModelSpec(lambda rngs: Transformer(arch, lora=lora, dtype=dtype, rngs=rngs),
+                   nnx.LoRAParam if lora else nnx.Param)
+
+
+def plain_spec(arch: ModelConfig, dtype=jnp.float32) -> ModelSpec:
+  """No adapters: what samples, judges, loads pretrained weights and receives merged LoRA."""
+  return ModelSpec(lambda rngs: Transformer(arch, dtype=dtype, rngs=rngs), nnx.Param)
+
+
+def random_model(arch: ModelConfig, dtype=jnp.float32, seed: int = 0) -> Transformer:
+  return plain_spec(arch, dtype).build(nnx.Rngs(seed))
+
+
+def base_param_shardings(spec: ModelSpec, mesh: Mesh) -> tuple[Any, Any]:
+  """(abstract nnx.Param state without adapters, its shardings): the targets a weight loader fills."""
+  model = nnx.eval_shape(lambda: spec.build(nnx.Rngs(0)))
+  _, base, _ = nnx.split(model, BASE_WEIGHTS, ...)
+  return base, rules.tree_shardings(base, mesh)
+
+
+def merged_for_sampling(graphdef: nnx.GraphDef, states: tuple, arch: ModelConfig, mesh: Mesh,
+                        dtype=jnp.float32) -> tuple[nnx.GraphDef, Any]:
+  """(plain graphdef, merged weights): LoRA folded into the base kernels, each leaf written to its sharding.
+
+  Decoding a merged model skips the two adapter matmuls per projection at every generated token.
+  """
+  plain = plain_spec(arch, dtype)
+  _, shardings = base_param_shardings(plain, mesh)
+  plain_graphdef = nnx.graphdef(nnx.eval_shape(lambda: plain.build(nnx.Rngs(0))))
+  return plain_graphdef, merge_lora_sharded(graphdef, states, shardings)
