@@ -33,6 +33,7 @@ EXTRAS_REQUIRE = {
     "tpu": ["jax[tpu]==0.10.2", *GCS],
     "cuda12": ["jax[cuda12]==0.10.2", *GCS],
     "gcs": GCS,
+    "wandb": ["wandb>=0.17"],  # --config.log.wandb_project=... (offline mode works without network)
     # Reference implementations for parity fixtures and benchmarks (install torch==2.13.0 first on CPU).
     "reference": ["transformers>=4.46", "peft>=0.13", "scikit-learn>=1.3"],
 }

@@ -89,6 +89,9 @@ def base_config(setting: str = "") -> ml_collections.ConfigDict:
   c.train.log_shardings = False  # print every parameter's shape and sharding at start-up
   c.train.tensorboard = True
 
+  from inoc_jax.metrics_wandb import log_defaults  # pylint: disable=g-import-not-at-top
+  c.log = ml_collections.ConfigDict(log_defaults())  # Weights & Biases beside TensorBoard (metrics_wandb.py)
+
   c.checkpoint = ml_collections.ConfigDict()
   c.checkpoint.enabled = True    # save to <workdir>/checkpoints and resume from the newest good one there
   c.checkpoint.save_every = 100  # optimizer steps between saves (0 = only at the end); SIGTERM/SIGINT also save

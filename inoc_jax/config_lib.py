@@ -95,6 +95,7 @@ def validate(config: ml_collections.ConfigDict, num_devices: int) -> None:
   from inoc_jax.settings.loading import config_problems  # pylint: disable=g-import-not-at-top
   problems.extend(config_problems(config))
   from inoc_jax.evaluation import eval_config  # pylint: disable=g-import-not-at-top
-  problems += eval_config.problems(config)
+  from inoc_jax import metrics_wandb  # pylint: disable=g-import-not-at-top
+  problems += eval_config.problems(config) + metrics_wandb.problems(config)
   if problems:
     raise ConfigError("Invalid config: " + "; ".join(problems) + ".")

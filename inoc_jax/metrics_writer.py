@@ -1,4 +1,4 @@
-"""Scalars to stdout, `metrics.jsonl` and TensorBoard event files (process 0 only).
+"""Scalars to stdout, `metrics.jsonl`, TensorBoard event files and optionally W&B (process 0 only).
 
 The workdir may be local or a bucket URL (gs://...; see inoc_jax.runtime.storage).
 A run resumed at step S first drops the rows logged after S by the attempt that
@@ -40,9 +40,11 @@ def truncate_after(path: str, step: int) -> int:
 class MetricsWriter:
   """Process 0's scalar sinks for one run; `resume_step` = the optimizer step the run restarts from."""
 
-  def __init__(self, workdir: str, tensorboard: bool = True, resume_step: int = 0):
+  def __init__(self, workdir: str, tensorboard: bool = True, resume_step: int = 0, log: Mapping | None = None,
+               run_config: Mapping[str, Any] | None = None):
+    """log: the config's `log` block (W&B when log.wandb_project is set); run_config: recorded with the W&B run."""
     self.active = jax.process_index() == 0
-    self._jsonl = self._tb = None
+    self._jsonl = self._tb = self._wandb = None
     if not self.active:
       return
     storage.makedirs(workdir)
@@ -53,6 +55,9 @@ class MetricsWriter:
       from tensorboardX import SummaryWriter  # pylint: disable=g-import-not-at-top  (gs:// needs google-cloud-storage)
       # purge_step hides the dead attempt's events after the resume step from TensorBoard.
       self._tb = SummaryWriter(RunLayout(workdir).tensorboard, purge_step=resume_step + 1)
+    if log and log.get("wandb_project"):
+      from inoc_jax.metrics_wandb import WandbSink  # pylint: disable=g-import-not-at-top
+      self._wandb = WandbSink(log, workdir, run_config or {})
 
   def write(self, step: int, scalars: Mapping[str, Any], prefix: str = "train") -> None:
     if not self.active:
@@ -62,9 +67,13 @@ class MetricsWriter:
     if self._tb is not None:
       for key, value in values.items():
         self._tb.add_scalar(key, value, int(step))
+    if self._wandb is not None:
+      self._wandb.write(step, values)
 
   def close(self) -> None:
     if self._jsonl is not None:
       self._jsonl.close()
     if self._tb is not None:
       self._tb.close()
+    if self._wandb is not None:
+      self._wandb.close()

@@ -204,6 +204,9 @@ def run_arm(plan: Plan, sweep_dir: str, seed: int, arm: Arm, base_dir: str | Non
   # the sweep evaluates the initial model once (initial/seed<k>), not once per run
   config = plan.run_config(seed, arm, extra=[*extra, "eval.at_end=True", "eval.initial=False"])
   record["train_prompt"] = config.data.train_prompt
+  if config.log.wandb_project:  # one W&B group per sweep, one run per arm and seed
+    config.log.wandb_group = config.log.wandb_group or sweep_dir.rstrip("/").rsplit("/", 1)[-1]
+    config.log.wandb_name = config.log.wandb_name or f"{arm.slug}-seed{seed}"
   storage.makedirs(run_dir)
   record.update(host=socket.gethostname(), cpus=os.cpu_count(), load_average_at_start=_load_average())
   _write_json(SweepLayout.run_record(run_dir), {**record, "status": "running", "started": time.time()})

@@ -153,7 +153,8 @@ def _train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, start_t
   train_step = TrainStep(graphdef, tx, schedule, options, mesh, shardings)
   eval_step = EvalStep(graphdef, options, mesh, shardings)
   sharding = batch_sharding(mesh)
-  writer = MetricsWriter(workdir, tensorboard=config.train.tensorboard, resume_step=start.step)
+  writer = MetricsWriter(workdir, tensorboard=config.train.tensorboard, resume_step=start.step,
+                         log=config.get("log"), run_config=config.to_dict())
   sampler_cache: dict = {}  # compiled decode loops, shared by this run's evaluations (one model shape)
 
   def evaluate(step: int, name: str = "") -> dict:
