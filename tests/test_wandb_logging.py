@@ -2,6 +2,7 @@
 grouped; a fake `wandb` module records the calls (the real package is optional and not needed offline)."""
 
 import json
+import os
 import sys
 import types
 
@@ -61,11 +62,21 @@ def test_no_project_no_wandb_and_clear_errors(tmp_path, fake_wandb, monkeypatch)
     trainer.train_and_evaluate(config_lib.load_config(TINY, [*SMALL, "log.wandb_project=ip"]), str(tmp_path / "x"))
 
 
-def test_a_sweep_groups_its_runs(tmp_path, fake_wandb):
+def test_a_sweep_groups_its_runs(tmp_path, monkeypatch):
+  """Each arm's run config names the sweep's group and the run (training itself is the test above's)."""
   from inoc_jax import sweep  # pylint: disable=g-import-not-at-top
-  plan = sweep.make_plan(TINY, [*SMALL, "train.num_steps=1", "log.wandb_project=ip", "sweep.initial_eval=none",
-                               "eval.max_examples=2", "eval.max_new_tokens=4"],
-                         seeds=[0], arm_labels=["Neutral", "IP Behave Correct"])
+  from inoc_jax.runtime.layout import RunLayout  # pylint: disable=g-import-not-at-top
+  seen = []
+
+  def fake_train(config, workdir):
+    seen.append((config.log.wandb_group, config.log.wandb_name))
+    layout = RunLayout(workdir)
+    os.makedirs(layout.eval_dir("final"))
+    open(layout.eval_results("final"), "w", encoding="utf-8").write("{}")
+    return types.SimpleNamespace(wall_seconds=0.0, final_loss=1.0)
+
+  monkeypatch.setattr(trainer, "train_and_evaluate", fake_train)
+  plan = sweep.make_plan(TINY, [*SMALL, "log.wandb_project=ip", "sweep.initial_eval=none"], seeds=[0],
+                         arm_labels=["Neutral", "IP Behave Correct"])
   sweep.run_sweep(plan, str(tmp_path / "my-sweep"))
-  assert {(r.kwargs["group"], r.kwargs["name"]) for r in fake_wandb} == {
-      ("my-sweep", "neutral-seed0"), ("my-sweep", "ip-behave-correct-seed0")}
+  assert seen == [("my-sweep", "neutral-seed0"), ("my-sweep", "ip-behave-correct-seed0")]
