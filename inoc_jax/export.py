@@ -8,6 +8,8 @@
 file, known name) to convert. The folder holds config.json,
 generation_config.json, safetensors and the tokenizer files of the run's
 tokenizer source when it has them; `transformers.AutoModelForCausalLM.from_pretrained(out)` loads it.
+A LoRA run's adapters also go to `out/adapter/` in PEFT's format (`peft.PeftModel.from_pretrained(base,
+out + "/adapter")`, vLLM `--lora-modules`), with the run's base model named in adapter_config.json.
 """
 
 from __future__ import annotations
@@ -17,6 +19,8 @@ from etils import epath
 
 from inoc_jax import cli
 from inoc_jax.runtime import layout
+
+ADAPTER_DIR = "adapter"  # beside the merged weights, not in the same folder (transformers would stack them)
 
 _CHECKPOINT = flags.DEFINE_string("checkpoint", None, "Run workdir / checkpoint folder, or a model source.")
 _OUT = flags.DEFINE_string("out", None, "Output folder.")
@@ -52,8 +56,16 @@ def export(checkpoint: str, out: str, *, step: int | None = None, dtype: str = "
     arch, params = pretrained.model_config, nnx.state(pretrained.load_model(mesh))
     spec = checkpoint
   tokenizer_dir, extra = tokenizer_files(spec)
-  return export_hf(out, arch, params, dtype=dtype, max_shard_bytes=max_shard_bytes, tokenizer_dir=tokenizer_dir,
-                   extra_files=extra)
+  files = export_hf(out, arch, params, dtype=dtype, max_shard_bytes=max_shard_bytes, tokenizer_dir=tokenizer_dir,
+                    extra_files=extra)
+  if is_run_checkpoint(checkpoint) and restored.lora is not None:
+    from inoc_jax.model_sources import HUB_IDS  # pylint: disable=g-import-not-at-top
+    from inoc_jax.weights.peft_export import export_peft  # pylint: disable=g-import-not-at-top
+    base = restored.config.model.checkpoint
+    adapter_dir = out.rstrip("/") + "/" + ADAPTER_DIR
+    files += [f"{ADAPTER_DIR}/{name}" for name in export_peft(
+        adapter_dir, arch, restored.adapters, restored.lora, base_model=HUB_IDS.get(base, base), dtype=dtype)]
+  return files
 
 
 def main(argv):

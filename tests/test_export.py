@@ -43,8 +43,9 @@ def test_export_cli_writes_a_folder_our_importer_reads_back_identically(lora_run
   proc = subprocess.run([sys.executable, "-m", "inoc_jax.export", f"--checkpoint={workdir}", f"--out={out}"],
                         cwd=REPO, capture_output=True, text=True, timeout=300)
   assert proc.returncode == 0, proc.stderr[-2000:]
-  assert f"Exported {workdir} to {out} (model.safetensors)" in proc.stdout
-  assert sorted(os.listdir(out)) == ["config.json", "generation_config.json", "model.safetensors"]
+  assert (f"Exported {workdir} to {out} (model.safetensors, adapter/adapter_config.json, "
+          "adapter/adapter_model.safetensors)") in proc.stdout
+  assert sorted(os.listdir(out)) == ["adapter", "config.json", "generation_config.json", "model.safetensors"]
   config = json.load(open(os.path.join(out, "config.json")))
   assert config["architectures"] == ["LlamaForCausalLM"] and config["rope_scaling"]["rope_type"] == "llama3"
   assert "lm_head.weight" in load_file(os.path.join(out, "model.safetensors"))
@@ -58,7 +59,8 @@ def test_export_cli_writes_a_folder_our_importer_reads_back_identically(lora_run
 
 def test_bfloat16_and_sharded_exports(lora_run, tmp_path):
   _, workdir = lora_run
-  files = export(workdir, str(tmp_path / "bf16"), dtype="bfloat16", max_shard_bytes=40_000)
+  files = [f for f in export(workdir, str(tmp_path / "bf16"), dtype="bfloat16", max_shard_bytes=40_000)
+           if not f.startswith("adapter/")]
   assert len(files) > 1 and files[0] == f"model-00001-of-{len(files):05d}.safetensors"
   index = json.load(open(tmp_path / "bf16" / "model.safetensors.index.json"))
   assert set(index["weight_map"].values()) == set(files)
@@ -89,6 +91,39 @@ def test_tokenizer_files_of_an_hf_source_are_copied(tmp_path):
   export(str(source), str(tmp_path / "out"))
   assert (tmp_path / "out" / "tokenizer.json").read_text() == '{"version": "1.0"}'
   assert (tmp_path / "out" / "tokenizer_config.json").exists()
+
+
+def test_the_peft_adapter_adds_up_to_the_merged_export(lora_run, tmp_path):
+  """PEFT's rule, W' = W + scaling * B @ A with scaling = alpha / r, on the exported tensors of every module."""
+  base, workdir = lora_run
+  export(workdir, str(tmp_path / "hf"))
+  adapter = tmp_path / "hf" / "adapter"
+  config = json.load(open(adapter / "adapter_config.json"))
+  assert (config["peft_type"], config["r"], config["lora_alpha"], config["use_rslora"]) == ("LORA", 4, 16.0, False)
+  assert config["target_modules"] == ["down_proj", "q_proj", "v_proj"] and config["base_model_name_or_path"] == base
+  tensors = load_file(str(adapter / "adapter_model.safetensors"))
+  merged, original = load_file(str(tmp_path / "hf" / "model.safetensors")), load_file(f"{base}/model.safetensors")
+  modules = sorted({name.split(".lora_")[0] for name in tensors})
+  assert len(modules) == 3 * 2 and len(tensors) == 2 * len(modules)  # 3 targets x 2 layers
+  for module in modules:
+    a, b = tensors[f"{module}.lora_A.weight"], tensors[f"{module}.lora_B.weight"]
+    weight = module[len("base_model.model."):] + ".weight"
+    assert a.shape == (4, original[weight].shape[1]) and b.shape == (original[weight].shape[0], 4)
+    np.testing.assert_allclose(merged[weight], original[weight] + (16.0 / 4) * b @ a, atol=1e-5)
+  assert np.abs(tensors[f"{modules[0]}.lora_B.weight"]).max() > 0  # trained, not the zero init
+
+
+def test_live_peft_loads_the_adapter_with_our_logits(lora_run, tmp_path):
+  pytest.importorskip("torch")
+  transformers = pytest.importorskip("transformers")
+  peft = pytest.importorskip("peft")
+  from tests.fixtures.make_weight_fixtures import hf_logits  # pylint: disable=g-import-not-at-top
+  base, workdir = lora_run
+  export(workdir, str(tmp_path / "hf"))
+  model = transformers.AutoModelForCausalLM.from_pretrained(base, attn_implementation="eager")
+  model = peft.PeftModel.from_pretrained(model, str(tmp_path / "hf" / "adapter")).eval()
+  batch = _batch()
+  assert_logits_close(hf_logits(model, batch), our_logits(restore_params(workdir).model(), batch), batch["mask"])
 
 
 def test_live_transformers_loads_the_export_with_the_same_logits(lora_run, tmp_path):

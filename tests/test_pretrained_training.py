@@ -77,6 +77,8 @@ def test_smollm2_run_exports_with_its_gguf_tokenizer(smollm2_run, tmp_path):
   assert {"config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json"} <= set(os.listdir(out))
   tokenizer_config = json.load(open(os.path.join(out, "tokenizer_config.json")))
   assert tokenizer_config["eos_token"] == "<|im_end|>" and "im_start" in tokenizer_config["chat_template"]
+  adapter = json.load(open(os.path.join(out, "adapter", "adapter_config.json")))  # PEFT names the Hub base
+  assert adapter["base_model_name_or_path"] == "HuggingFaceTB/SmolLM2-135M-Instruct" and adapter["r"] == 32
   transformers = pytest.importorskip("transformers")
   pytest.importorskip("torch")
   import torch  # pylint: disable=g-import-not-at-top

@@ -13,6 +13,8 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
+from typing import Any
+
 import jax
 import jax.numpy as jnp
 import ml_collections
@@ -49,6 +51,7 @@ class RestoredParams:
     config: the training run's config.
     lora: the adapters' settings (already merged), or None for full fine-tuning.
     directory: the checkpoint folder read.
+    adapters: the LoRA adapters as trained (nnx.State of lora_a / lora_b), or None for full fine-tuning.
   """
 
   model_config: ModelConfig
@@ -58,6 +61,7 @@ class RestoredParams:
   config: ml_collections.ConfigDict
   lora: LoraConfig | None
   directory: str
+  adapters: Any = None
 
   def model(self) -> Transformer:
     return nnx.merge(self.graphdef, self.params)
@@ -125,4 +129,5 @@ def restore_params(path: str, mesh: Mesh | None = None, *, step: int | None = No
       check_frozen(frozen, restored, source or "the run's seed")
   plain_graphdef, merged = build.merged_for_sampling(graphdef, (restored.params, frozen), arch, mesh, dtype)
   log.info("restored step %d from %s (%s)", restored.step, directory, "LoRA merged" if lora else "full weights")
-  return RestoredParams(arch, plain_graphdef, merged, restored.step, config, lora, os.fspath(directory))
+  return RestoredParams(arch, plain_graphdef, merged, restored.step, config, lora, os.fspath(directory),
+                        restored.params if lora else None)

@@ -32,7 +32,7 @@ TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_ma
                    "vocab.json", "merges.txt", "added_tokens.json", "chat_template.jinja")
 
 
-def _to_host(x: jax.Array) -> np.ndarray:
+def to_host(x: jax.Array) -> np.ndarray:
   if x.is_fully_addressable:
     return np.asarray(jax.device_get(x))
   from jax.experimental import multihost_utils  # pylint: disable=g-import-not-at-top
@@ -49,7 +49,7 @@ def hf_tensors(cfg: ModelConfig, params: Any, dtype: str = "float32") -> Iterabl
     if found is None:
       raise CheckpointError(f"Parameter {name} has no Hugging Face name (is it a LoRA adapter? merge first).")
     stored, layout = found
-    yield stored, layout.to_stored(_to_host(leaf)).astype(np_dtype)
+    yield stored, layout.to_stored(to_host(leaf)).astype(np_dtype)
 
 
 def _write_shards(out_dir: str, tensors: Iterable[tuple[str, np.ndarray]], max_shard_bytes: int) -> list[str]:
