@@ -233,3 +233,19 @@ def test_trains_and_evaluates_end_to_end_with_each_scorer_kind(tmp_path, monkeyp
   assert json.load(open(tmp_path / "judge" / "results.json", encoding="utf-8"))["results"]["neutral"]["judge"] == \
       "fake:judge"
   assert os.path.exists(tmp_path / "exact" / "results.json")
+
+
+def test_the_worked_example_is_what_its_script_writes():
+  """examples/sycophancy_world/*.jsonl are make_data.py's output, row for row (regenerate with that script)."""
+  import importlib.util  # pylint: disable=g-import-not-at-top
+  from inoc_jax.data.settings import organism  # pylint: disable=g-import-not-at-top
+  from tests.conftest import REPO  # pylint: disable=g-import-not-at-top
+  folder = os.path.join(REPO, "examples", "sycophancy_world")
+  spec = importlib.util.spec_from_file_location("make_data", os.path.join(folder, "make_data.py"))
+  make_data = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(make_data)
+  world = organism.World.create(make_data.SEED)
+  for name, rows in (("train.jsonl", make_data.train_rows(world)), ("eval.jsonl", make_data.eval_rows(world))):
+    with open(os.path.join(folder, name), encoding="utf-8") as f:
+      assert [json.loads(line) for line in f] == rows, "regenerate: python examples/sycophancy_world/make_data.py"
+  assert sum(r["inoculate"] for r in make_data.train_rows(world)) == 600  # part B's proposals only
