@@ -105,17 +105,22 @@ def makedirs(path: str) -> None:
     os.makedirs(_local(path), exist_ok=True)
 
 
-def write_text(path: str, text: str) -> None:
-  """Replaces the file at `path` (atomically on a local disk)."""
+def _replace(path: str, data: str | bytes) -> None:
+  """Replaces the file at `path` with `data` (text as UTF-8); atomically on a local disk."""
+  mode = "wb" if isinstance(data, bytes) else "w"
   if is_remote(path):
-    with _filesystem(path).open(path, "w") as f:
-      f.write(text)
+    with _filesystem(path).open(path, mode) as f:
+      f.write(data)
     return
   path = _local(path)
   tmp = f"{path}.tmp-{os.getpid()}"
-  with open(tmp, "w", encoding="utf-8") as f:
-    f.write(text)
+  with open(tmp, mode, encoding=None if mode == "wb" else "utf-8") as f:
+    f.write(data)
   os.replace(tmp, path)
+
+
+def write_text(path: str, text: str) -> None:
+  _replace(path, text)
 
 
 def read_text(path: str) -> str:
@@ -131,16 +136,8 @@ def exists(path: str) -> bool:
 
 
 def write_bytes(path: str, data: bytes) -> None:
-  """Replaces the file at `path` (figures); atomically on a local disk."""
-  if is_remote(path):
-    with _filesystem(path).open(path, "wb") as f:
-      f.write(data)
-    return
-  path = _local(path)
-  tmp = f"{path}.tmp-{os.getpid()}"
-  with open(tmp, "wb") as f:
-    f.write(data)
-  os.replace(tmp, path)
+  """Replaces the file at `path` (figures)."""
+  _replace(path, data)
 
 
 def glob(pattern: str) -> list[str]:
