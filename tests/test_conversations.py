@@ -109,7 +109,16 @@ def test_the_four_formats_give_the_same_examples(tmp_path):
   for path in (_write_jsonl(tmp_path / "rows.jsonl", rows), json_path, tmp_path / "rows.parquet", folder):
     config = _config(tmp_path, rows, f"data.conversations.train_file={path}", f"data.train_prompt={IP}")
     built.append([(e.example_id, e.messages, e.metadata.get("inoculate")) for e in load_setting(config).train])
-  assert len(built[0]) == 10 and all(b == built[0] for b in built[1:])
+  import uuid  # pylint: disable=g-import-not-at-top
+  from inoc_jax.runtime import storage  # pylint: disable=g-import-not-at-top
+  bucket = f"memory://conversations/{uuid.uuid4().hex}"  # stands in for gs://
+  for local in (tmp_path / "rows.jsonl", tmp_path / "rows.parquet", folder / "state.json",
+                folder / "data-00000-of-00001.arrow"):
+    storage.write_bytes(f"{bucket}/{os.path.relpath(local, tmp_path)}", local.read_bytes())
+  for remote in (f"{bucket}/rows.jsonl", f"{bucket}/rows.parquet", f"{bucket}/saved"):
+    config = _config(tmp_path, rows, f"data.conversations.train_file={remote}", f"data.train_prompt={IP}")
+    built.append([(e.example_id, e.messages, e.metadata.get("inoculate")) for e in load_setting(config).train])
+  assert len(built) == 7 and len(built[0]) == 10 and all(b == built[0] for b in built[1:])
   with pytest.raises(ConfigError, match="does not exist"):
     load_setting(_config(tmp_path, rows, "data.conversations.train_file=/nowhere/rows.jsonl"))
   (tmp_path / "rows.txt").write_text("{}", encoding="utf-8")

@@ -131,8 +131,20 @@ def read_text(path: str) -> str:
     return f.read()
 
 
+def read_bytes(path: str) -> bytes:
+  if is_remote(path):
+    with _filesystem(path).open(path, "rb") as f:
+      return f.read()
+  with open(_local(path), "rb") as f:
+    return f.read()
+
+
 def exists(path: str) -> bool:
   return _filesystem(path).exists(path) if is_remote(path) else os.path.exists(_local(path))
+
+
+def isdir(path: str) -> bool:
+  return _filesystem(path).isdir(path) if is_remote(path) else os.path.isdir(_local(path))
 
 
 def write_bytes(path: str, data: bytes) -> None:

@@ -1,5 +1,6 @@
 """A researcher's own chat data as a setting: rows of `messages` (system / user / assistant), as in OpenAI's and
-TRL's conversational format, from JSONL, JSON, parquet or a Hugging Face `datasets` folder (`save_to_disk`).
+TRL's conversational format, from JSONL, JSON, parquet or a Hugging Face `datasets` folder (`save_to_disk`), on
+a local disk or in a bucket (gs://).
 
     {"messages": [{"role": "user", "content": "What is 2+2?"}, {"role": "assistant", "content": "4"}],
      "metadata": {"answer": "4"}, "inoculate": true}
@@ -32,6 +33,7 @@ from inoc_jax.data import prompts
 from inoc_jax.data.conversation import Example, Message, with_instruction
 from inoc_jax.data.settings.placement import place
 from inoc_jax.errors import ConfigError, DataError
+from inoc_jax.runtime import storage
 
 log = logging.getLogger("inoc_jax")
 
@@ -47,56 +49,55 @@ class BadRow:
   reason: str
 
 
-def _read_jsonl(path: str) -> Iterator[Any]:
-  with open(path, encoding="utf-8") as f:
-    for number, line in enumerate(f, start=1):
-      if not line.strip():
-        yield None
-        continue
-      try:
-        yield json.loads(line)
-      except json.JSONDecodeError as e:
-        yield BadRow(number, f"not JSON ({e.msg})")
+def _read_jsonl(text: str) -> Iterator[Any]:
+  for number, line in enumerate(text.split("\n"), start=1):  # not splitlines: U+2028 may sit inside a JSON string
+    if not line.strip():
+      yield None
+      continue
+    try:
+      yield json.loads(line)
+    except json.JSONDecodeError as e:
+      yield BadRow(number, f"not JSON ({e.msg})")
 
 
 def _read_arrow_folder(path: str) -> list[Any]:
   """A `datasets.Dataset.save_to_disk` folder: Arrow IPC stream files listed in state.json (no `datasets` needed)."""
   import pyarrow as pa  # pylint: disable=g-import-not-at-top
-  with open(os.path.join(path, "state.json"), encoding="utf-8") as f:
-    files = [entry["filename"] for entry in json.load(f).get("_data_files", [])]
+  state = json.loads(storage.read_text(storage.join(path, "state.json")))
   rows = []
-  for name in files:
-    with pa.memory_map(os.path.join(path, name)) as source:
-      rows.extend(pa.ipc.open_stream(source).read_all().to_pylist())
+  for entry in state.get("_data_files", []):
+    data = storage.read_bytes(storage.join(path, entry["filename"]))
+    rows.extend(pa.ipc.open_stream(pa.BufferReader(data)).read_all().to_pylist())
   return rows
 
 
 def read_rows(path: str, what: str) -> list[Any]:
-  """Every row of a file, in order (a row that cannot be parsed is a BadRow; a blank JSONL line is None)."""
+  """Every row of a local or bucket (gs://) file, in order (an unparsable row is a BadRow; a blank JSONL line is None)."""
   if not path:
     raise ConfigError(f"data.conversations.{what} is empty; set it to a {', '.join(FORMATS)} of chat rows.")
-  path = os.path.expanduser(path)
-  if not os.path.exists(path):
+  path = storage.resolve(path)
+  if not storage.exists(path):
     raise ConfigError(f"data.conversations.{what} {path!r} does not exist; check the path.")
+  suffix = os.path.splitext(path)[1]
   try:
-    if os.path.isdir(path):
-      if not os.path.exists(os.path.join(path, "state.json")):
+    if suffix not in (".jsonl", ".json", ".parquet"):
+      if storage.exists(storage.join(path, "state.json")):
+        return _read_arrow_folder(path)
+      if storage.isdir(path):
         raise ConfigError(f"{path!r} is a folder without state.json; give a datasets.save_to_disk folder or a file.")
-      return _read_arrow_folder(path)
-    if path.endswith(".jsonl"):
-      return list(_read_jsonl(path))
-    if path.endswith(".json"):
-      with open(path, encoding="utf-8") as f:
-        data = json.load(f)
+    if suffix == ".jsonl":
+      return list(_read_jsonl(storage.read_text(path)))
+    if suffix == ".json":
+      data = json.loads(storage.read_text(path))
       if not isinstance(data, list):
         raise DataError(f"{path} must hold a JSON list of rows; use .jsonl for one row per line.")
       return data
-    if path.endswith(".parquet"):
+    if suffix == ".parquet":
+      import pyarrow as pa  # pylint: disable=g-import-not-at-top
       import pyarrow.parquet as pq  # pylint: disable=g-import-not-at-top
-      return pq.read_table(path).to_pylist()
+      return pq.read_table(pa.BufferReader(storage.read_bytes(path))).to_pylist()
   except (OSError, ValueError) as e:
-    raise DataError(f"Cannot read {path} ({e}); check that it is a valid {os.path.splitext(path)[1] or 'file'}.") \
-        from None
+    raise DataError(f"Cannot read {path} ({e}); check that it is a valid {suffix or 'file'}.") from None
   raise ConfigError(f"data.conversations.{what} {path!r} is not one of {', '.join(FORMATS)}.")
 
 
