@@ -11,6 +11,7 @@ import traceback
 from absl import flags
 
 from inoc_jax.errors import InocJaxError
+from inoc_jax.runtime import host_memory
 
 # Multi-process start-up (inoc_jax.runtime.distributed); unnecessary under SLURM, Open MPI and Cloud TPU.
 _COORDINATOR = flags.DEFINE_string("coordinator_address", None, "HOST:PORT of process 0 for a multi-process job.")
@@ -91,7 +92,7 @@ def _exit_now(status: int) -> None:
 
 
 def friendly(main, *, distributed: bool = True):
-  """Wraps an absl main: multi-process start-up, then user errors print one line and exit with status 2.
+  """Wraps an absl main: host allocator and multi-process start-up, then user errors print one line and exit 2.
 
   Pass distributed=False for tools that must stay single-process (e.g. compile_check).
   In a multi-process job a failing process exits at once (see `_exit_now`).
@@ -100,6 +101,7 @@ def friendly(main, *, distributed: bool = True):
   @functools.wraps(main)
   def wrapped(argv):
     setup_logging()
+    host_memory.keep_freed_host_memory()  # before the backend starts: XLA:CPU reuses each step's buffers
     try:
       if distributed:
         initialize_distributed()

@@ -15,7 +15,7 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
-from inoc_jax.model.lora import LoraConfig
+from inoc_jax.model.lora import LoraConfig, lora_matmul
 from inoc_jax.sharding.activations import constrain
 
 _IN_LETTERS = "ijkl"
@@ -52,24 +52,29 @@ class Projection(nnx.Module):
 
   def __call__(self, x: jax.Array, dropout_rng: jax.Array | None = None) -> jax.Array:
     n_in, n_out = len(self.in_shape), len(self.out_shape)
-    _, _, spec = _einsum_spec(n_in, n_out)
     x = x.astype(self.dtype)
-    y = jnp.einsum(spec, x, self.kernel[...].astype(self.dtype))
+    kernel = self.kernel[...].astype(self.dtype)
+    if self.lora is None:
+      y = jnp.einsum(_einsum_spec(n_in, n_out)[2], x, kernel)
+    else:
+      y = self._adapted(x, kernel, dropout_rng)
     if self.bias is not None:
       y = y + self.bias[...].astype(self.dtype)
-    if self.lora is not None:
-      lora_in = x
-      if self.lora.dropout > 0.0 and dropout_rng is not None:
-        keep = jax.random.bernoulli(dropout_rng, 1.0 - self.lora.dropout, x.shape)
-        lora_in = jnp.where(keep, x / (1.0 - self.lora.dropout), 0.0).astype(self.dtype)
-      ins, _, _ = _einsum_spec(n_in, 0)
-      down = jnp.einsum(f"...{ins},{ins}r->...r", lora_in, self.lora_a[...].astype(self.dtype))
-      # The scale multiplies the rank-r activations, [..., r], not the [..., out] product: on the
-      # backward pass a multiply of the full-width cotangent costs a layout copy per projection.
-      down = down * jnp.asarray(self.lora.scale, self.dtype)
-      outs = _OUT_LETTERS[:n_out]
-      y = y + jnp.einsum(f"...r,r{outs}->...{outs}", down, self.lora_b[...].astype(self.dtype))
     return y
+
+  def _adapted(self, x: jax.Array, kernel: jax.Array, dropout_rng: jax.Array | None) -> jax.Array:
+    """x @ kernel + LoRA on [tokens, in] x [in, out] views of the structured shapes (reshapes are free)."""
+    lead = x.shape[:x.ndim - len(self.in_shape)]
+    fan_in, fan_out, rank = math.prod(self.in_shape), math.prod(self.out_shape), self.lora.rank
+    flat = x.reshape(-1, fan_in)
+    adapter_in = flat
+    if self.lora.dropout > 0.0 and dropout_rng is not None:
+      keep = jax.random.bernoulli(dropout_rng, 1.0 - self.lora.dropout, flat.shape)
+      adapter_in = jnp.where(keep, flat / (1.0 - self.lora.dropout), 0.0).astype(self.dtype)
+    y = lora_matmul(flat, adapter_in, kernel.reshape(fan_in, fan_out),
+                    self.lora_a[...].astype(self.dtype).reshape(fan_in, rank),
+                    self.lora_b[...].astype(self.dtype).reshape(rank, fan_out), self.lora.scale)
+    return y.reshape(lead + self.out_shape)
 
   def merged_kernel(self) -> jax.Array:
     """Base kernel with the adapter folded in (for export and fast sampling)."""
