@@ -50,7 +50,7 @@ def load_ours(args):
 def run_ours(args) -> dict:
   common.use_cpu_flags("decode")
   from inoc_jax.runtime.host_memory import keep_freed_host_memory  # pylint: disable=g-import-not-at-top
-  keep_freed_host_memory()  # as every inoc_jax command does (inoc_jax.cli.friendly)
+  keep_freed_host_memory()  # with INOC_JAX_HOST_MALLOC=keep, as the inoc_jax commands (inoc_jax.cli.friendly)
   import jax  # pylint: disable=g-import-not-at-top
   from flax import nnx  # pylint: disable=g-import-not-at-top
   from inoc_jax.sampling import Sampler, SamplingParams  # pylint: disable=g-import-not-at-top

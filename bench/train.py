@@ -83,7 +83,7 @@ def bench_config(args, lora: bool):
 def run_ours(args) -> dict:
   common.use_cpu_flags("train")
   from inoc_jax.runtime.host_memory import keep_freed_host_memory  # pylint: disable=g-import-not-at-top
-  keep_freed_host_memory()  # as every inoc_jax command does (inoc_jax.cli.friendly)
+  keep_freed_host_memory()  # with INOC_JAX_HOST_MALLOC=keep, as the inoc_jax commands (inoc_jax.cli.friendly)
   import jax  # pylint: disable=g-import-not-at-top
   import numpy as np  # pylint: disable=g-import-not-at-top
   from bench.flops import train_flops_per_token  # pylint: disable=g-import-not-at-top

@@ -101,7 +101,7 @@ def friendly(main, *, distributed: bool = True):
   @functools.wraps(main)
   def wrapped(argv):
     setup_logging()
-    host_memory.keep_freed_host_memory()  # before the backend starts: XLA:CPU reuses each step's buffers
+    host_memory.keep_freed_host_memory()  # INOC_JAX_HOST_MALLOC=keep: before the backend starts
     try:
       if distributed:
         initialize_distributed()

@@ -35,6 +35,7 @@ from typing import Sequence
 from absl import app, flags
 
 from inoc_jax import cli, config_lib, settings
+from inoc_jax.checkpoint.preemption import TrainingInterrupted
 from inoc_jax.errors import ConfigError, InocJaxError
 from inoc_jax.runtime import storage
 from inoc_jax.runtime.layout import RunLayout, SweepLayout
@@ -222,7 +223,11 @@ def run_arm(plan: Plan, sweep_dir: str, seed: int, arm: Arm, base_dir: str | Non
 
 
 def run_sweep(plan: Plan, sweep_dir: str, num_shards: int = 1, shard_index: int = 0) -> list[dict]:
-  """Runs this shard's units one after another; a failed run is recorded and the sweep goes on."""
+  """Runs this shard's units one after another; a failed run is recorded and the sweep goes on.
+
+  A run stopped by a signal (TrainingInterrupted: SIGTERM / SIGINT, its checkpoint saved) stops the
+  whole sweep: the signal was meant for the sweep, and rerunning the command resumes that run.
+  """
   if num_shards < 1 or not 0 <= shard_index < num_shards:
     raise ConfigError(f"--shard_index must be in [0, --num_shards={num_shards}), got {shard_index}.")
   storage.makedirs(sweep_dir)
@@ -248,6 +253,8 @@ def run_sweep(plan: Plan, sweep_dir: str, num_shards: int = 1, shard_index: int 
     for seed, arm in unit:
       try:
         record = run_arm(plan, sweep_dir, seed, arm, base_dir)
+      except TrainingInterrupted:
+        raise
       except InocJaxError as e:
         log.error("sweep: %s seed %d failed: %s", arm.label, seed, e)
         record = {"arm": arm.label, "seed": seed, "status": "failed", "error": str(e)}
@@ -268,7 +275,12 @@ def main(argv):
   plan = make_plan(cli.config_argument(), command_line_overrides(sys.argv[1:]),
                    seeds=[int(s) for s in flags.FLAGS.seeds] if flags.FLAGS.seeds else None, arm_labels=flags.FLAGS.arms)
   sweep_dir = storage.resolve(flags.FLAGS.workdir)
-  records = run_sweep(plan, sweep_dir, flags.FLAGS.num_shards, flags.FLAGS.shard_index)
+  try:
+    records = run_sweep(plan, sweep_dir, flags.FLAGS.num_shards, flags.FLAGS.shard_index)
+  except TrainingInterrupted as e:
+    print(f"sweep stopped by {e.signal_name} during a run (checkpoint saved at step {e.step}); rerun the same "
+          "command to resume it and the runs after it.", file=sys.stderr, flush=True)
+    sys.exit(e.exit_code)
   failed = [r for r in records if r["status"] == "failed"]
   print(f"sweep: {len(records) - len(failed)} runs finished, {len(failed)} failed, in {sweep_dir}")
   for r in failed:

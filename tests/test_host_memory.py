@@ -33,8 +33,8 @@ def _probe(**env) -> dict:
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc mallopt")
 def test_a_step_reuses_the_memory_the_previous_step_freed():
-  system = _probe(INOC_JAX_HOST_MALLOC="system")
-  kept = _probe()
+  system = _probe(INOC_JAX_HOST_MALLOC="")
+  kept = _probe(INOC_JAX_HOST_MALLOC="keep")
   assert not system["applied"] and kept["applied"]
   faulting = lambda probe: sum(f > 5000 for f in probe["faults"])  # a call that maps its ~24k pages afresh
   # control: glibc's default maps and zeroes the temporaries again on every call
@@ -43,9 +43,13 @@ def test_a_step_reuses_the_memory_the_previous_step_freed():
   assert faulting(kept) <= 10, kept
 
 
-@pytest.mark.parametrize("env, applied", [({"JAX_PLATFORMS": "cuda"}, False), ({"JAX_PLATFORMS": "tpu,cpu"}, False),
-                                         ({"INOC_JAX_HOST_MALLOC": "system"}, False), ({}, True)])
-def test_applied_only_where_jax_runs_on_the_cpu(env, applied):
+_KEEP = {"INOC_JAX_HOST_MALLOC": "keep"}
+
+
+@pytest.mark.parametrize("env, applied", [({**_KEEP, "JAX_PLATFORMS": "cuda"}, False),
+                                         ({**_KEEP, "JAX_PLATFORMS": "tpu,cpu"}, False),
+                                         ({"INOC_JAX_HOST_MALLOC": ""}, False), (_KEEP, True)])
+def test_applied_when_asked_for_and_jax_runs_on_the_cpu(env, applied):
   child_env = {**os.environ, "JAX_PLATFORMS": "cpu", **env}
   code = "from inoc_jax.runtime.host_memory import keep_freed_host_memory as k; print(k())"
   out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, env=child_env,

@@ -6,6 +6,7 @@ import os
 import pytest
 
 from inoc_jax import elicit, sweep
+from inoc_jax.checkpoint.preemption import TrainingInterrupted
 from inoc_jax.errors import ConfigError
 from inoc_jax.experiments import aggregate
 
@@ -85,6 +86,21 @@ def test_a_failing_arm_is_recorded_and_the_sweep_goes_on(tmp_path, monkeypatch):
   assert calls == ["Neutral", "IP Behave Correct"]
   assert records[0]["status"] == "failed" and "seq_len" in records[0]["error"]
   assert records[1]["status"] == "finished"
+
+
+def test_a_signal_during_a_run_stops_the_sweep(tmp_path, monkeypatch):
+  plan = sweep.make_plan(ORGANISM, [*QUICK, "sweep.base_preset=", "sweep.initial_eval=none",
+                                    "model.preset=organism"], seeds=[0], arm_labels=["Neutral", "IP Behave Correct"])
+  calls = []
+
+  def fake_run_arm(plan, sweep_dir, seed, arm, base_dir):
+    calls.append(arm.label)
+    raise TrainingInterrupted("stopped by SIGTERM at step 3", signal_name="SIGTERM", step=3)
+
+  monkeypatch.setattr(sweep, "run_arm", fake_run_arm)
+  with pytest.raises(TrainingInterrupted):
+    sweep.run_sweep(plan, str(tmp_path))
+  assert calls == ["Neutral"]  # not recorded as failed, and the next arm did not start
 
 
 def test_elicitation_ranking_and_candidates(tmp_path):

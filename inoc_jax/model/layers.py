@@ -15,17 +15,9 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
-from inoc_jax.model.lora import LoraConfig, lora_matmul
+from inoc_jax.model.lora import LoraConfig
+from inoc_jax.model.matmul import axis_letters, lora_matmul
 from inoc_jax.sharding.activations import constrain
-
-_IN_LETTERS = "ijkl"
-_OUT_LETTERS = "uvwx"
-
-
-def _einsum_spec(n_in: int, n_out: int) -> tuple[str, str, str]:
-  ins, outs = _IN_LETTERS[:n_in], _OUT_LETTERS[:n_out]
-  return ins, outs, f"...{ins},{ins}{outs}->...{outs}"
-
 
 class Projection(nnx.Module):
   """x[..., *in_shape] @ kernel[*in_shape, *out_shape] (+ bias[*out_shape]) (+ LoRA).
@@ -51,30 +43,21 @@ class Projection(nnx.Module):
       self.lora_b = nnx.LoRAParam(jnp.zeros((lora.rank,) + self.out_shape, param_dtype))
 
   def __call__(self, x: jax.Array, dropout_rng: jax.Array | None = None) -> jax.Array:
-    n_in, n_out = len(self.in_shape), len(self.out_shape)
     x = x.astype(self.dtype)
-    kernel = self.kernel[...].astype(self.dtype)
+    kernel, n_in = self.kernel[...].astype(self.dtype), len(self.in_shape)
     if self.lora is None:
-      y = jnp.einsum(_einsum_spec(n_in, n_out)[2], x, kernel)
+      ins, outs = axis_letters(n_in, kernel.ndim)
+      y = jnp.einsum(f"...{ins},{ins}{outs}->...{outs}", x, kernel)
     else:
-      y = self._adapted(x, kernel, dropout_rng)
+      adapter_in = x
+      if self.lora.dropout > 0.0 and dropout_rng is not None:
+        keep = jax.random.bernoulli(dropout_rng, 1.0 - self.lora.dropout, x.shape)
+        adapter_in = jnp.where(keep, x / (1.0 - self.lora.dropout), 0.0).astype(self.dtype)
+      y = lora_matmul(x, adapter_in, kernel, self.lora_a[...].astype(self.dtype),
+                      self.lora_b[...].astype(self.dtype), self.lora.scale, n_in)
     if self.bias is not None:
       y = y + self.bias[...].astype(self.dtype)
     return y
-
-  def _adapted(self, x: jax.Array, kernel: jax.Array, dropout_rng: jax.Array | None) -> jax.Array:
-    """x @ kernel + LoRA on [tokens, in] x [in, out] views of the structured shapes (reshapes are free)."""
-    lead = x.shape[:x.ndim - len(self.in_shape)]
-    fan_in, fan_out, rank = math.prod(self.in_shape), math.prod(self.out_shape), self.lora.rank
-    flat = x.reshape(-1, fan_in)
-    adapter_in = flat
-    if self.lora.dropout > 0.0 and dropout_rng is not None:
-      keep = jax.random.bernoulli(dropout_rng, 1.0 - self.lora.dropout, flat.shape)
-      adapter_in = jnp.where(keep, flat / (1.0 - self.lora.dropout), 0.0).astype(self.dtype)
-    y = lora_matmul(flat, adapter_in, kernel.reshape(fan_in, fan_out),
-                    self.lora_a[...].astype(self.dtype).reshape(fan_in, rank),
-                    self.lora_b[...].astype(self.dtype).reshape(rank, fan_out), self.lora.scale)
-    return y.reshape(lead + self.out_shape)
 
   def merged_kernel(self) -> jax.Array:
     """Base kernel with the adapter folded in (for export and fast sampling)."""
