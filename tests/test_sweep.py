@@ -70,9 +70,13 @@ def test_sweep_layout_resume_and_shards(tmp_path):
   assert {r.eval_prompt for r in records} == {"Neutral"}
 
 
+def _two_arm_plan():
+  return sweep.make_plan(ORGANISM, [*QUICK, "sweep.base_preset=", "sweep.initial_eval=none", "model.preset=organism"],
+                         seeds=[0], arm_labels=["Neutral", "IP Behave Correct"])
+
+
 def test_a_failing_arm_is_recorded_and_the_sweep_goes_on(tmp_path, monkeypatch):
-  plan = sweep.make_plan(ORGANISM, [*QUICK, "sweep.base_preset=", "sweep.initial_eval=none",
-                                    "model.preset=organism"], seeds=[0], arm_labels=["Neutral", "IP Behave Correct"])
+  plan = _two_arm_plan()
   calls = []
 
   def fake_run_arm(plan, sweep_dir, seed, arm, base_dir):
@@ -89,8 +93,7 @@ def test_a_failing_arm_is_recorded_and_the_sweep_goes_on(tmp_path, monkeypatch):
 
 
 def test_a_signal_during_a_run_stops_the_sweep(tmp_path, monkeypatch):
-  plan = sweep.make_plan(ORGANISM, [*QUICK, "sweep.base_preset=", "sweep.initial_eval=none",
-                                    "model.preset=organism"], seeds=[0], arm_labels=["Neutral", "IP Behave Correct"])
+  plan = _two_arm_plan()
   calls = []
 
   def fake_run_arm(plan, sweep_dir, seed, arm, base_dir):
