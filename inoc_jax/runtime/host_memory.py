@@ -4,7 +4,7 @@ XLA:CPU asks for one temporary buffer per execution of a compiled program (for
 SmolLM2-135M's LoRA step at 8 x 256 tokens, 6.2 GB) and frees it at the end.
 glibc serves a request that large with a fresh `mmap` and returns it with
 `munmap`, so every step the kernel maps and zeroes 1.6 million pages again:
-3-4 CPU-seconds of page faults per ~11 s step on the 2-core development CPU
+3-4.5 CPU-seconds of page faults per ~13 s step on the 2-core development CPU
 (BUILD_NOTES "Performance"). Told to use one arena, never to `mmap` and never
 to trim, glibc keeps the freed buffer in its heap and the next step reuses it
 without a fault.
