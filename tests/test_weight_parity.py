@@ -1,4 +1,4 @@
-"""Logit parity with transformers: tiny random Llama / Qwen2 / Gemma / SmolLM2 and the real SmolLM2-135M GGUF.
+"""Logit parity with transformers: tiny random models of every family and the real SmolLM2-135M GGUF.
 
 The default checks compare against the committed fixtures (no torch needed);
 the `live` checks recompute the reference with transformers when it imports.
@@ -13,7 +13,8 @@ import pytest
 
 from inoc_jax.weights.pretrained import open_pretrained
 from tests.gguf_writer import write_gguf
-from tests.weight_fixtures import FAMILIES, FIXTURES, assert_logits_close, fixture_dir, our_logits, reference
+from tests.weight_fixtures import (FAMILIES, FIXTURES, GGUF_FAMILIES, assert_logits_close, fixture_dir, our_logits,
+                                   reference)
 
 
 @pytest.mark.parametrize("family", FAMILIES)
@@ -31,9 +32,21 @@ def test_hf_configs_map_each_family_switch():
   g = cfgs["gemma"]
   assert (g.family, g.norm_plus_one, g.embed_scale, g.activation, g.head_dim, g.num_kv_heads) == (
       "gemma", True, True, "gelu_tanh", 16, 1)
+  m = cfgs["mistral"]
+  assert (m.sliding_window, m.layer_types, m.is_sliding(0), m.is_sliding(1)) == (4, (), True, True)
+  q3 = cfgs["qwen3"]
+  assert q3.qk_norm and not q3.qkv_bias and q3.head_dim == 16 and not q3.post_norms
+  g2 = cfgs["gemma2"]
+  assert (g2.post_norms, g2.attn_logit_softcap, g2.final_logit_softcap, g2.query_scale, g2.qk_norm) == (
+      True, 2.0, 5.0, 24.0, False)
+  assert (g2.sliding_window, g2.layer_types) == (4, ("sliding", "full"))
+  g3 = cfgs["gemma3"]
+  assert (g3.qk_norm, g3.post_norms, g3.attn_logit_softcap, g3.local_rope_theta, g3.rope_theta) == (
+      True, True, None, 10000.0, 1000000.0)
+  assert g3.rope_scaling.kind == "linear" and g3.rope_scaling.factor == 8.0 and g3.layer_types == ("sliding", "full")
 
 
-@pytest.mark.parametrize("family", FAMILIES)
+@pytest.mark.parametrize("family", GGUF_FAMILIES)
 def test_gguf_written_like_llama_cpp_loads_to_the_same_logits(family, tmp_path):
   # original_context_length: llama.cpp keeps only per-frequency factors for llama3 scaling.
   path = write_gguf(fixture_dir(family), str(tmp_path / f"{family}.gguf"),

@@ -2,9 +2,10 @@
 
 One mask rule serves training, prefill and decoding: query token i may attend
 key token j iff both belong to the same non-padding segment and
-position[j] <= position[i]. Packed rows (several examples per row, each with
-its own segment id and positions restarting at 0) therefore never attend across
-examples, and left-padded sampler batches need no special case.
+position[j] <= position[i] (and, in a sliding-window layer,
+position[i] - position[j] < window). Packed rows (several examples per row, each
+with its own segment id and positions restarting at 0) therefore never attend
+across examples, and left-padded sampler batches need no special case.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import jax.numpy as jnp
 from flax import nnx
 
 from inoc_jax.model.config import ModelConfig, rope_inverse_frequencies
-from inoc_jax.model.layers import Projection
+from inoc_jax.model.layers import Projection, RMSNorm
 from inoc_jax.model.lora import LoraConfig
 
 
@@ -45,18 +46,39 @@ def apply_rope(x: jax.Array, positions: jax.Array, inv_freq: jax.Array) -> jax.A
 
 
 def attention_mask(q_segment_ids: jax.Array, q_positions: jax.Array, kv_segment_ids: jax.Array,
-                   kv_positions: jax.Array) -> jax.Array:
-  """Boolean mask [batch, 1, q_len, kv_len]; segment id 0 marks padding."""
+                   kv_positions: jax.Array, window: int | None = None) -> jax.Array:
+  """Boolean mask [batch, 1, q_len, kv_len]; segment id 0 marks padding; `window` limits how far back."""
   same_segment = q_segment_ids[:, :, None] == kv_segment_ids[:, None, :]
   real_key = (kv_segment_ids != 0)[:, None, :]
-  causal = kv_positions[:, None, :] <= q_positions[:, :, None]
-  return (same_segment & real_key & causal)[:, None, :, :]
+  distance = q_positions[:, :, None] - kv_positions[:, None, :]
+  allowed = same_segment & real_key & (distance >= 0)
+  if window is not None:
+    allowed = allowed & (distance < window)
+  return allowed[:, None, :, :]
+
+
+def softcapped_attention(q: jax.Array, k: jax.Array, v: jax.Array, mask: jax.Array, scale: float,
+                         softcap: float) -> jax.Array:
+  """Attention whose scores pass through cap * tanh(s / cap) before the mask (Gemma-2).
+
+  q: [B, T, H, D]; k, v: [B, S, KV, D]; mask: [B, 1, T, S]. The query heads are
+  grouped onto their KV head ([B, T, KV, H/KV, D]), so K and V are never repeated.
+  """
+  b, t, h, d = q.shape
+  kv = k.shape[2]
+  grouped = q.reshape(b, t, kv, h // kv, d)
+  scores = jnp.einsum("btkgd,bskd->bkgts", grouped, k, preferred_element_type=jnp.float32) * scale
+  scores = softcap * jnp.tanh(scores / softcap)
+  scores = jnp.where(mask[:, :, None], scores, jnp.finfo(jnp.float32).min)
+  probs = jax.nn.softmax(scores, axis=-1).astype(v.dtype)
+  return jnp.einsum("bkgts,bskd->btkgd", probs, v).reshape(b, t, h, d)
 
 
 class Attention(nnx.Module):
   """Multi-head / grouped-query / multi-query self-attention."""
 
-  def __init__(self, cfg: ModelConfig, *, lora: LoraConfig | None, dtype, param_dtype, rngs: nnx.Rngs):
+  def __init__(self, cfg: ModelConfig, *, lora: LoraConfig | None, dtype, param_dtype, rngs: nnx.Rngs,
+               layer: int = 0):
     def proj(name, shape_in, shape_out, use_bias=False):
       adapter = lora if (lora is not None and name in lora.targets) else None
       return Projection(shape_in, shape_out, use_bias=use_bias, lora=adapter, dtype=dtype,
@@ -67,8 +89,15 @@ class Attention(nnx.Module):
     self.k_proj = proj("k", (d,), (cfg.num_kv_heads, h), cfg.qkv_bias)
     self.v_proj = proj("v", (d,), (cfg.num_kv_heads, h), cfg.qkv_bias)
     self.o_proj = proj("o", (cfg.num_heads, h), (d,))
-    self.inv_freq = tuple(rope_inverse_frequencies(cfg))
-    self.scale = h ** -0.5
+    if cfg.qk_norm:
+      self.q_norm = RMSNorm(h, eps=cfg.norm_eps, plus_one=cfg.norm_plus_one, param_dtype=param_dtype)
+      self.k_norm = RMSNorm(h, eps=cfg.norm_eps, plus_one=cfg.norm_plus_one, param_dtype=param_dtype)
+    else:
+      self.q_norm = self.k_norm = None
+    self.inv_freq = tuple(rope_inverse_frequencies(cfg, layer))
+    self.scale = (cfg.query_scale or h) ** -0.5
+    self.window = cfg.layer_window(layer)
+    self.softcap = cfg.attn_logit_softcap
     self.dtype = dtype
 
   def __call__(self, x: jax.Array, positions: jax.Array, segment_ids: jax.Array, *,
@@ -91,8 +120,10 @@ class Attention(nnx.Module):
     """
     keys = [None] * 4 if dropout_rng is None else list(jax.random.split(dropout_rng, 4))
     inv_freq = jnp.asarray(self.inv_freq, jnp.float32)
-    q = apply_rope(self.q_proj(x, keys[0]), positions, inv_freq)
-    k = apply_rope(self.k_proj(x, keys[1]), positions, inv_freq)
+    q, k = self.q_proj(x, keys[0]), self.k_proj(x, keys[1])
+    if self.q_norm is not None:
+      q, k = self.q_norm(q), self.k_norm(k)
+    q, k = apply_rope(q, positions, inv_freq), apply_rope(k, positions, inv_freq)
     v = self.v_proj(x, keys[2])
     if cache is None:
       kv_segments, kv_positions = segment_ids, positions
@@ -104,9 +135,11 @@ class Attention(nnx.Module):
       v = jax.lax.dynamic_update_slice(cache.v, v.astype(cache.v.dtype), start)
       new_cache = LayerCache(k, v)
       kv_segments, kv_positions = cache_segment_ids, cache_positions
-    mask = attention_mask(segment_ids, positions, kv_segments, kv_positions)
-    out = jax.nn.dot_product_attention(q, k.astype(q.dtype), v.astype(q.dtype), mask=mask,
-                                       scale=self.scale)
+    mask = attention_mask(segment_ids, positions, kv_segments, kv_positions, self.window)
+    if self.softcap is None:
+      out = jax.nn.dot_product_attention(q, k.astype(q.dtype), v.astype(q.dtype), mask=mask, scale=self.scale)
+    else:
+      out = softcapped_attention(q, k.astype(q.dtype), v.astype(q.dtype), mask, self.scale, self.softcap)
     # Rows whose query is padding attend to nothing; keep them finite (zeros).
     out = jnp.where((segment_ids != 0)[:, :, None, None], out, 0.0).astype(self.dtype)
     return self.o_proj(out, keys[3]), new_cache

@@ -6,7 +6,10 @@ Parameter tree (the names the sharding rules and checkpoint key maps use):
   layers/{i}/attn_norm/scale               [d_model]
   layers/{i}/attn/{q,k,v}_proj/kernel      [d_model, heads, head_dim]   (+ bias [heads, head_dim])
   layers/{i}/attn/o_proj/kernel            [heads, head_dim, d_model]
+  layers/{i}/attn/{q,k}_norm/scale         [head_dim]                   (qk_norm: Qwen3, Gemma-3)
+  layers/{i}/post_attn_norm/scale          [d_model]                    (post_norms: Gemma-2/3)
   layers/{i}/mlp_norm/scale                [d_model]
+  layers/{i}/post_mlp_norm/scale           [d_model]                    (post_norms)
   layers/{i}/mlp/{gate,up}_proj/kernel     [d_model, mlp_dim]
   layers/{i}/mlp/down_proj/kernel          [mlp_dim, d_model]
   final_norm/scale                         [d_model]
@@ -62,15 +65,20 @@ def init_cache(cfg: ModelConfig, batch: int, cache_len: int, dtype=jnp.float32) 
 
 
 class Block(nnx.Module):
-  """Pre-norm residual block: x + attn(norm(x)); x + mlp(norm(x))."""
+  """Pre-norm residual block: x + attn(norm(x)); x + mlp(norm(x)).
 
-  def __init__(self, cfg: ModelConfig, *, lora, dtype, param_dtype, rngs: nnx.Rngs):
+  With `cfg.post_norms` (Gemma-2/3) each branch's output is normed again before the add.
+  """
+
+  def __init__(self, cfg: ModelConfig, *, lora, dtype, param_dtype, rngs: nnx.Rngs, layer: int = 0):
     norm = lambda: RMSNorm(cfg.d_model, eps=cfg.norm_eps, plus_one=cfg.norm_plus_one, param_dtype=param_dtype)
     self.attn_norm = norm()
-    self.attn = Attention(cfg, lora=lora, dtype=dtype, param_dtype=param_dtype, rngs=rngs)
+    self.attn = Attention(cfg, lora=lora, dtype=dtype, param_dtype=param_dtype, rngs=rngs, layer=layer)
+    self.post_attn_norm = norm() if cfg.post_norms else None
     self.mlp_norm = norm()
     self.mlp = GatedMLP(cfg.d_model, cfg.mlp_dim, activation=cfg.activation, lora=lora, dtype=dtype,
                         param_dtype=param_dtype, rngs=rngs)
+    self.post_mlp_norm = norm() if cfg.post_norms else None
 
   def __call__(self, x, positions, segment_ids, layer_cache, cache_segment_ids, cache_positions,
                cache_index, dropout_rng):
@@ -80,8 +88,13 @@ class Block(nnx.Module):
     attn_out, new_cache = self.attn(self.attn_norm(x), positions, segment_ids, cache=layer_cache,
                                     cache_segment_ids=cache_segment_ids, cache_positions=cache_positions,
                                     cache_index=cache_index, dropout_rng=attn_rng)
+    if self.post_attn_norm is not None:
+      attn_out = self.post_attn_norm(attn_out)
     x = x + attn_out
-    x = x + self.mlp(self.mlp_norm(x), mlp_rng)
+    mlp_out = self.mlp(self.mlp_norm(x), mlp_rng)
+    if self.post_mlp_norm is not None:
+      mlp_out = self.post_mlp_norm(mlp_out)
+    x = x + mlp_out
     return x, new_cache
 
 
@@ -100,11 +113,15 @@ def _rematerialised_block(block: Block, policy, x, positions, segment_ids, dropo
   return jax.checkpoint(run, policy=policy, prevent_cse=True)(state, x, positions, segment_ids, dropout_rng)
 
 
-def head_logits(head: nnx.Module, hidden: jax.Array) -> jax.Array:
-  """Logits from `Transformer.head` (tied embedder or untied projection); see `Transformer.logits`."""
-  if isinstance(head, Embedder):
-    return head.decode(hidden)
-  return vocab_parallel_logits(hidden, head)
+def head_logits(head: nnx.Module, hidden: jax.Array, softcap: float | None = None) -> jax.Array:
+  """Logits from `Transformer.head` (tied embedder or untied projection); see `Transformer.logits`.
+
+  `softcap` (Gemma-2's final_logit_softcap) maps them through cap * tanh(logits / cap).
+  """
+  logits = head.decode(hidden) if isinstance(head, Embedder) else vocab_parallel_logits(hidden, head)
+  if softcap is not None:
+    logits = (softcap * jnp.tanh(logits.astype(jnp.float32) / softcap)).astype(logits.dtype)
+  return logits
 
 
 class Transformer(nnx.Module):
@@ -124,8 +141,8 @@ class Transformer(nnx.Module):
     self.cfg, self.lora, self.dtype, self.remat = cfg, lora, dtype, remat
     self.embedder = Embedder(cfg.vocab_size, cfg.d_model, scale_by_sqrt_dim=cfg.embed_scale, dtype=dtype,
                              param_dtype=param_dtype, rngs=rngs)
-    self.layers = nnx.List([Block(cfg, lora=lora, dtype=dtype, param_dtype=param_dtype, rngs=rngs)
-                            for _ in range(cfg.num_layers)])
+    self.layers = nnx.List([Block(cfg, lora=lora, dtype=dtype, param_dtype=param_dtype, rngs=rngs, layer=i)
+                            for i in range(cfg.num_layers)])
     self.final_norm = RMSNorm(cfg.d_model, eps=cfg.norm_eps, plus_one=cfg.norm_plus_one,
                               param_dtype=param_dtype)
     self.lm_head = None if cfg.tie_embeddings else Projection(
@@ -170,7 +187,7 @@ class Transformer(nnx.Module):
 
   def logits(self, hidden: jax.Array) -> jax.Array:
     """[..., d_model] -> [..., vocab] in the compute dtype."""
-    return head_logits(self.head, hidden)
+    return head_logits(self.head, hidden, self.cfg.final_logit_softcap)
 
   @property
   def head(self) -> nnx.Module:

@@ -63,8 +63,9 @@ def loss_sums(graphdef: nnx.GraphDef, params, frozen, batch: dict[str, jax.Array
   targets = next_token_targets(batch["tokens"])
   head_graphdef, head_state = nnx.split(model.head)
   head_trainable = ("embedder" if model.lm_head is None else "lm_head") in params
-  return fused_cross_entropy(hidden, lambda state, h: head_logits(nnx.merge(head_graphdef, state), h), head_state,
-                             targets, weights, options.loss_chunk_size, head_trainable=head_trainable)
+  softcap = model.cfg.final_logit_softcap
+  return fused_cross_entropy(hidden, lambda state, h: head_logits(nnx.merge(head_graphdef, state), h, softcap),
+                             head_state, targets, weights, options.loss_chunk_size, head_trainable=head_trainable)
 
 
 def _split_micro_batches(batch: dict[str, jax.Array], k: int, mesh: Mesh) -> dict[str, jax.Array]:

@@ -17,6 +17,7 @@ import functools
 import re
 from typing import Iterable
 
+from inoc_jax.model.config import FAMILIES
 from inoc_jax.weights import layout as L
 
 FIELDS = {
@@ -95,30 +96,42 @@ class KeyMap:
     return planned, unmatched
 
 
-# -- Hugging Face transformers (LlamaForCausalLM, Qwen2ForCausalLM, GemmaForCausalLM) ----
+# -- Hugging Face transformers (Llama, Mistral, Qwen2, Qwen3, Gemma, Gemma2, Gemma3ForCausalLM) --------------
 
-def _hf_rules() -> tuple[KeyRule, ...]:
+def _hf_rules(family: str) -> tuple[KeyRule, ...]:
   layer = "model.layers.{layer}"
+  if family in ("gemma2", "gemma3"):
+    # Sandwich blocks: HF's post_attention_layernorm is the norm *after* attention here, and the
+    # pre-MLP norm is pre_feedforward_layernorm (in the other families post_attention_layernorm is that).
+    norms = (KeyRule(f"{layer}.post_attention_layernorm.weight", "layers/{layer}/post_attn_norm/scale"),
+             KeyRule(f"{layer}.pre_feedforward_layernorm.weight", "layers/{layer}/mlp_norm/scale"),
+             KeyRule(f"{layer}.post_feedforward_layernorm.weight", "layers/{layer}/post_mlp_norm/scale"))
+  else:
+    norms = (KeyRule(f"{layer}.post_attention_layernorm.weight", "layers/{layer}/mlp_norm/scale"),)
+  qk_norms = ()
+  if family in ("qwen3", "gemma3"):
+    qk_norms = (KeyRule(f"{layer}.self_attn.{{qk}}_norm.weight", "layers/{layer}/attn/{qk}_norm/scale"),)
   return (
       KeyRule("model.embed_tokens.weight", "embedder/embedding"),
       KeyRule(f"{layer}.input_layernorm.weight", "layers/{layer}/attn_norm/scale"),
       KeyRule(f"{layer}.self_attn.{{qkv}}_proj.weight", "layers/{layer}/attn/{qkv}_proj/kernel", L.TO_HEADS),
       KeyRule(f"{layer}.self_attn.{{qkv}}_proj.bias", "layers/{layer}/attn/{qkv}_proj/bias", L.BIAS_HEADS),
       KeyRule(f"{layer}.self_attn.o_proj.weight", "layers/{layer}/attn/o_proj/kernel", L.FROM_HEADS),
-      KeyRule(f"{layer}.post_attention_layernorm.weight", "layers/{layer}/mlp_norm/scale"),
+      *qk_norms,
+      *norms,
       KeyRule(f"{layer}.mlp.{{mlp}}_proj.weight", "layers/{layer}/mlp/{mlp}_proj/kernel", L.LINEAR),
       KeyRule("model.norm.weight", "final_norm/scale"),
       KeyRule("lm_head.weight", "lm_head/kernel", L.LINEAR),
   )
 
 
-# The three families share tensor names and layouts in transformers: RoPE is
-# stored in the rotate-half order we use, and Gemma's checkpoint norms are the w
-# of (1 + w), which is what our RMSNorm stores. Tied models may still carry a
-# copy of the embedding as lm_head.weight; it is skipped when there is no head.
+# The families share tensor names and layouts in transformers (Gemma-2/3 add their sandwich norms,
+# Qwen3/Gemma-3 their q/k norms): RoPE is stored in the rotate-half order we use, and the Gemmas'
+# checkpoint norms are the w of (1 + w), which is what our RMSNorm stores. Tied models may still
+# carry a copy of the embedding as lm_head.weight; it is skipped when there is no head.
 HF_KEY_MAPS = {
-    family: KeyMap(_hf_rules(), ignored=(r"model\.layers\.\d+\.self_attn\.rotary_emb\.inv_freq",))
-    for family in ("llama", "qwen2", "gemma")
+    family: KeyMap(_hf_rules(family), ignored=(r"model\.layers\.\d+\.self_attn\.rotary_emb\.inv_freq",))
+    for family in FAMILIES
 }
 
 
