@@ -212,7 +212,8 @@ def _train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, start_t
         bar.update(1)
         if step % config.train.log_every == 0 or step == num_steps - 1:
           writer.write(step + 1, {**metrics, "tokens_per_second": throughput})
-        if config.train.heldout_every and (step + 1) % config.train.heldout_every == 0 and step + 1 < num_steps:
+        if (heldout_examples and config.train.heldout_every and (step + 1) % config.train.heldout_every == 0
+            and step + 1 < num_steps):
           writer.write(step + 1, {"loss": heldout_loss()}, prefix="heldout")
         if config.eval.every_steps and (step + 1) % config.eval.every_steps == 0 and step + 1 < num_steps:
           evaluate(step + 1)

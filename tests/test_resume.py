@@ -25,7 +25,9 @@ pytestmark = pytest.mark.filterwarnings("ignore:Sharding info not provided")
 STEPS = 15
 # LoRA with dropout on the tiny random-init model: resuming must restore params, Adam moments,
 # the data order, the dropout RNG and rebuild the frozen base from the seed, or the bits differ.
+# Two 832-byte rows per step keep each step long enough to be interrupted mid-run and cheap enough to run often.
 ARGS = ["--config=configs/sycophancy.py:tiny", "--config.data.num_train_examples=64",
+        "--config.data.global_batch_size=2",
         "--config.data.num_heldout_examples=8",
         f"--config.train.num_steps={STEPS}", "--config.checkpoint.save_every=3", "--config.train.log_every=1",
         "--config.lora.enabled=True", "--config.lora.dropout=0.1", "--config.optim.lr=3e-3"]
@@ -179,18 +181,18 @@ def test_resume_with_changed_data_settings_is_refused_unless_allowed(uninterrupt
   workdir = str(tmp_path / "run")
   shutil.copytree(uninterrupted[0], workdir)
   config_before = open(os.path.join(workdir, "config.json")).read()
-  changed = [*ARGS, "--config.data.global_batch_size=4"]
+  changed = [*ARGS, "--config.data.global_batch_size=4"]  # the later flag wins
   proc = subprocess.run([sys.executable, "-m", "inoc_jax.train", *changed, f"--workdir={workdir}"], cwd=REPO,
                         env=_env(), capture_output=True, text=True, timeout=600)
   assert proc.returncode == 2, proc.stderr[-3000:]
   error = proc.stderr.strip().splitlines()[-1]
-  assert error.startswith("error: ") and "data.global_batch_size 8 -> 4" in error, proc.stderr[-2000:]
+  assert error.startswith("error: ") and "data.global_batch_size 2 -> 4" in error, proc.stderr[-2000:]
   assert "Traceback" not in proc.stderr
   assert open(os.path.join(workdir, "config.json")).read() == config_before
   _run(workdir, [*changed, "--config.checkpoint.allow_resume_changes=True"], log_name="allowed")
   with open(os.path.join(workdir, "resumes.jsonl"), encoding="utf-8") as f:
     record = json.loads(f.readline())
-  assert record["step"] == STEPS and "data.global_batch_size 8 -> 4" in record["changes"]
+  assert record["step"] == STEPS and "data.global_batch_size 2 -> 4" in record["changes"]
   assert open(os.path.join(workdir, "config.json")).read() == config_before
 
 

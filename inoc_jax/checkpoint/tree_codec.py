@@ -64,14 +64,15 @@ def _leaf_checksum(x: jax.Array) -> jax.Array:
   return jnp.sum(bits * weights, dtype=jnp.uint32)
 
 
-@jax.jit
-def _tree_checksums(tree):
-  return jax.tree.map(_leaf_checksum, tree)
+# Jitted per leaf, not per tree: a model has a handful of distinct leaf shapes, so a few small programs
+# serve every tree (params, optimizer state, frozen base) and every save, where one program per tree
+# took 1-2 s of compile each time a new tree structure was saved.
+_jitted_leaf_checksum = jax.jit(_leaf_checksum)
 
 
 def checksums(tree: Any) -> dict[str, int]:
   """{leaf path: uint32 checksum} (computed on device, sharded or not)."""
   if not jax.tree_util.tree_leaves(tree):
     return {}
-  sums = jax.device_get(_tree_checksums(tree))
+  sums = jax.device_get(jax.tree.map(_jitted_leaf_checksum, tree))
   return dict(zip(flat_paths(tree), (int(np.asarray(s)) for s in jax.tree_util.tree_leaves(sums))))
