@@ -64,9 +64,15 @@ def _leaf_checksum(x: jax.Array) -> jax.Array:
   return jnp.sum(bits * weights, dtype=jnp.uint32)
 
 
-# Jitted per leaf, not per tree: a model has a handful of distinct leaf shapes, so a few small programs
-# serve every tree (params, optimizer state, frozen base) and every save, where one program per tree
-# took 1-2 s of compile each time a new tree structure was saved.
+@jax.jit
+def _tree_checksums(tree):
+  return jax.tree.map(_leaf_checksum, tree)
+
+
+# On one process, one small program per distinct leaf shape serves every tree (params, optimizer state,
+# frozen base) and every save, where a program per tree took 1-2 s of compile each time. Across processes
+# the whole tree stays one program: per-leaf programs over global arrays deadlocked two gloo processes
+# (measured in tests/test_multiprocess.py).
 _jitted_leaf_checksum = jax.jit(_leaf_checksum)
 
 
@@ -74,5 +80,8 @@ def checksums(tree: Any) -> dict[str, int]:
   """{leaf path: uint32 checksum} (computed on device, sharded or not)."""
   if not jax.tree_util.tree_leaves(tree):
     return {}
-  sums = jax.device_get(jax.tree.map(_jitted_leaf_checksum, tree))
+  if jax.process_count() == 1:
+    sums = jax.device_get(jax.tree.map(_jitted_leaf_checksum, tree))
+  else:
+    sums = jax.device_get(_tree_checksums(tree))
   return dict(zip(flat_paths(tree), (int(np.asarray(s)) for s in jax.tree_util.tree_leaves(sums))))
