@@ -147,7 +147,7 @@ def _copy_fixture(tmp_path, family, **config_changes):
                           r"needs \(100, 32\)"),
     ({"num_hidden_layers": 3}, r"lacks tensors for \d+ parameters, e.g. layers/2/"),
     ({"head_dim": 4}, r"self_attn.*_proj.weight .* has shape .* but parameter layers/0/attn/"),
-    ({"model_type": "mixtral"}, "model_type 'mixtral'; inoc_jax loads llama, qwen2, gemma"),
+    ({"model_type": "mixtral"}, "model_type 'mixtral'; inoc_jax loads llama, mistral, qwen2, qwen3, gemma, gemma2"),
     ({"rope_parameters": {"rope_type": "yarn", "factor": 4.0, "rope_theta": 1e4}}, "rope type 'yarn'"),
     ({"attention_bias": True}, "attention_bias=true"),
 ])

@@ -69,10 +69,10 @@ def _tree_checksums(tree):
   return jax.tree.map(_leaf_checksum, tree)
 
 
-# On one process, one small program per distinct leaf shape serves every tree (params, optimizer state,
-# frozen base) and every save, where a program per tree took 1-2 s of compile each time. Across processes
-# the whole tree stays one program: per-leaf programs over global arrays deadlocked two gloo processes
-# (measured in tests/test_multiprocess.py).
+# On one device, one small program per distinct leaf shape serves every tree (params, optimizer state,
+# frozen base) and every save, where a program per tree took 1-2 s of compile each time. With several
+# devices the whole tree stays one program: many small all-reduce programs in flight at once deadlocked
+# XLA:CPU's collectives (8 fake devices, tests/test_resume.py) and two gloo processes (test_multiprocess.py).
 _jitted_leaf_checksum = jax.jit(_leaf_checksum)
 
 
@@ -80,7 +80,7 @@ def checksums(tree: Any) -> dict[str, int]:
   """{leaf path: uint32 checksum} (computed on device, sharded or not)."""
   if not jax.tree_util.tree_leaves(tree):
     return {}
-  if jax.process_count() == 1:
+  if jax.device_count() == 1:
     sums = jax.device_get(jax.tree.map(_jitted_leaf_checksum, tree))
   else:
     sums = jax.device_get(_tree_checksums(tree))
