@@ -24,15 +24,16 @@ EVAL_EXAMPLES = 3
 @pytest.fixture(scope="module")
 def smollm2_run(tmp_path_factory):
   """The README's main command, `python -m inoc_jax.train --config=configs/sycophancy.py` with no --workdir,
-  from a fresh directory holding only configs/, shrunk to 2 steps of one micro-batch and 3 eval prompts."""
+  from a fresh directory holding only configs/, shrunk to 2 steps of one row, no held-out loss (the
+  tiny runs check it) and 3 eval prompts."""
   cwd = tmp_path_factory.mktemp("smollm2")
   os.symlink(os.path.join(REPO, "configs"), cwd / "configs")
   env = dict(os.environ, JAX_PLATFORMS="cpu", HF_HUB_OFFLINE="1",
              PYTHONPATH=REPO + os.pathsep + os.environ.get("PYTHONPATH", ""))
   proc = subprocess.run(
       [sys.executable, "-m", "inoc_jax.train", "--config=configs/sycophancy.py",
-       "--config.train.num_steps=2", "--config.data.global_batch_size=2", "--config.train.grad_accum_steps=1",
-       "--config.data.num_train_examples=8", "--config.data.num_heldout_examples=2",
+       "--config.train.num_steps=2", "--config.data.global_batch_size=1", "--config.train.grad_accum_steps=1",
+       "--config.data.num_train_examples=8", "--config.data.num_heldout_examples=0",
        f"--config.eval.max_examples={EVAL_EXAMPLES}", "--config.eval.max_new_tokens=4"],
       cwd=cwd, env=env, capture_output=True, text=True, timeout=1500)
   assert proc.returncode == 0, proc.stderr[-3000:]

@@ -79,7 +79,7 @@ RUN_HERE = {  # README command prefix -> extra flags appended (the command itsel
         "--config.train.num_steps=2", "--config.data.num_train_examples=16", "--config.data.num_heldout_examples=0"],
     "python -m inoc_jax.evaluate --checkpoint=runs/ip": ["--set", "eval.max_new_tokens=4", "--eval_prompt=neutral"],
     "python -m inoc_jax.evaluate --config=configs/sycophancy.py:tiny --checkpoint=smollm2": [
-        "--config.eval.max_examples=2", "--config.eval.max_new_tokens=4"],
+        "--config.eval.max_examples=2", "--config.eval.max_new_tokens=4", "--eval_prompt=neutral"],
 }
 RUN_ELSEWHERE = {
     "python3 -m venv .venv && . .venv/bin/activate && pip install -e . &&":

@@ -70,13 +70,17 @@ def smollm2():
 
 
 def _greedy(model, prompt: np.ndarray, steps: int) -> list[int]:
-  tokens = list(prompt)
-  for _ in range(steps):
-    ids = np.asarray([tokens], np.int32)
-    logits = our_logits(model, {"tokens": ids, "positions": np.arange(len(tokens))[None].astype(np.int32),
-                                "mask": np.ones_like(ids)})
-    tokens.append(int(logits[0, -1].argmax()))
-  return tokens[len(prompt):]
+  """Greedy continuation by full forward passes over one fixed-length buffer (one shape: one compile per op);
+  the not-yet-generated tail is padding (segment 0), which causal attention never lets earlier positions see."""
+  length = len(prompt) + steps
+  tokens = np.zeros((1, length), np.int32)
+  tokens[0, :len(prompt)] = prompt
+  positions = np.arange(length, dtype=np.int32)[None]
+  for t in range(len(prompt), length):
+    mask = (positions <= t - 1).astype(np.int32)
+    logits = our_logits(model, {"tokens": tokens, "positions": positions, "mask": mask})
+    tokens[0, t] = int(logits[0, t - 1].argmax())
+  return tokens[0, len(prompt):].tolist()
 
 
 def test_smollm2_gguf_matches_transformers_fixture(smollm2):
