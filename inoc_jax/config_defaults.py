@@ -21,7 +21,8 @@ def base_config(setting: str = "") -> ml_collections.ConfigDict:
   c.model.preset = "tiny"        # architecture preset (inoc_jax.model.config.PRESETS)
   c.model.checkpoint = ""        # '' = random init; else a local HF folder, GGUF file, hub id or known name
                                  # (then the architecture comes from the checkpoint and model.preset is ignored)
-  c.model.dtype = "float32"      # compute dtype: float32 | bfloat16 (params stay float32)
+  c.model.dtype = "float32"      # compute dtype: float32 | bfloat16 (trained params stay float32)
+  c.model.base_dtype = "auto"    # LoRA's frozen base weights: auto (= model.dtype) | float32 | bfloat16
   c.model.remat = "none"         # none | full | dots | dots_no_batch (rematerialise each block)
 
   c.lora = ml_collections.ConfigDict()

@@ -57,6 +57,12 @@ def validate(config: ml_collections.ConfigDict, num_devices: int) -> None:
   _check(problems, config.model.preset in PRESETS,
          f"model.preset {config.model.preset!r} is unknown (choose one of {', '.join(sorted(PRESETS))})")
   _check(problems, config.model.dtype in DTYPES, f"model.dtype must be one of {DTYPES}, not {config.model.dtype!r}")
+  base_dtype = config.model.get("base_dtype", "auto")
+  _check(problems, base_dtype in ("auto",) + DTYPES,
+         f"model.base_dtype must be auto or one of {DTYPES}, not {base_dtype!r}")
+  _check(problems, config.lora.enabled or base_dtype in ("auto", "float32"),
+         f"model.base_dtype={base_dtype} sets the dtype of LoRA's frozen base, but lora.enabled=False (full "
+         "fine-tuning trains float32 master weights); enable LoRA or leave model.base_dtype=auto")
   try:
     mesh_shape = resolve_mesh_shape(
         {k: config.mesh[k] for k in ("data", "fsdp", "tensor")}, num_devices)

@@ -137,3 +137,14 @@ def test_accelerator_script_runs_on_cpu_with_a_tiny_override(tmp_path):
   assert [(r["tuning"].removesuffix(" (noisy)"), r["dtype"]) for r in train_rows] == [("full", "bfloat16")]
   assert float(train_rows[0]["ours tok/s"]) > 0
   assert [r["batch"] for r in decode_rows] == ["2"] and float(decode_rows[0]["ours tok/s"]) > 0
+
+
+def test_base_dtype_benchmark_prints_losses_and_half_the_bytes_for_bf16():
+  out = run_bench("bench/base_dtype.py", "--config=configs/sycophancy.py:tiny", "--preset=tiny", "--steps=2")
+  rows = {line.split("|")[1].strip(): line.split("|")[2:5] for line in out.splitlines()
+          if line.startswith("| float32") or line.startswith("| bfloat16")}
+  assert float(rows["float32"][0]) == 4.0 and float(rows["bfloat16"][0]) == 2.0
+  for dtype in rows:
+    losses = [float(x) for x in rows[dtype][2].split()]
+    assert len(losses) == 2 and all(0 < loss < 10 for loss in losses) and float(rows[dtype][1]) > 0
+  assert "load average at start" in out

@@ -101,7 +101,8 @@ def restore_params(path: str, mesh: Mesh | None = None, *, step: int | None = No
     raise CheckpointError(f"No checkpoint in {directory}; train first or pass another path.")
   meta = checkpointer.read_json(step if step is not None else steps[-1], "meta")
   arch, lora = ModelConfig.from_dict(meta["model_config"]), lora_from_meta(meta)
-  spec = build.saved_spec(arch, lora, dtype)
+  # the base's storage dtype (checkpoints from before model.base_dtype hold float32)
+  spec = build.saved_spec(arch, lora, dtype, jnp.dtype(meta.get("base_dtype", "float32")))
   graphdef, abstract_params, abstract_frozen = spec.abstract()
   targets = {"params": abstract_params, "frozen": abstract_frozen}
   shardings = {name: rules.tree_shardings(tree, mesh) for name, tree in targets.items()}

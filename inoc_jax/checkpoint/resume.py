@@ -41,10 +41,10 @@ class StartState:
   saved_meta: dict | None = None    # the checkpoint's meta (progress counters, model), None for a fresh run
 
 
-def run_meta(arch: ModelConfig, lora: LoraConfig | None, model_source: str) -> dict:
+def run_meta(arch: ModelConfig, lora: LoraConfig | None, model_source: str, base_dtype: str = "float32") -> dict:
   """What `meta` records about the model so evaluation can rebuild it without the run's config."""
   return {"model_config": arch.to_dict(), "lora": None if lora is None else dataclasses.asdict(lora),
-          "model_source": model_source}
+          "model_source": model_source, "base_dtype": base_dtype}
 
 
 def lora_from_meta(meta: dict) -> LoraConfig | None:

@@ -16,6 +16,7 @@ import logging
 
 import jax
 import ml_collections
+import numpy as np
 
 from inoc_jax.checkpoint.iterator_state import gather_states
 from inoc_jax.checkpoint.manager import Checkpointer
@@ -23,6 +24,7 @@ from inoc_jax.checkpoint.preemption import StopSignals, TrainingInterrupted, res
 from inoc_jax.checkpoint.progress import RunProgress
 from inoc_jax.checkpoint.resume import run_meta
 from inoc_jax.errors import ConfigError
+from inoc_jax.model.build import base_dtype
 from inoc_jax.model.config import ModelConfig
 from inoc_jax.model.lora import LoraConfig
 from inoc_jax.runtime.layout import RunLayout
@@ -53,7 +55,7 @@ class RunCheckpoints:
                                        async_save=config.checkpoint.async_save,
                                        save_frozen=config.checkpoint.save_frozen)
     self._config = json.loads(config.to_json_best_effort())
-    self._meta = run_meta(arch, lora, config.model.checkpoint)
+    self._meta = run_meta(arch, lora, config.model.checkpoint, np.dtype(base_dtype(config)).name)
     self.progress = RunProgress()  # the trainer keeps it current; every save records it in `meta`
 
   def save(self, step: int, state, iterator) -> None:

@@ -1,8 +1,9 @@
 """Building the model for a purpose: the one place the trainer, the checkpoint reader, the pretrained-weight
 loader, the evaluator, the AOT check and the benchmarks get their Transformer from.
 
-  training_spec(config, arch)          LoRA adapters (or every weight) trainable; float32 params; remat
-  saved_spec(arch, lora, dtype)        the tree a checkpoint was written with (to restore it)
+  training_spec(config, arch)          LoRA adapters (or every weight) trainable in float32; the frozen base
+                                       of LoRA in model.base_dtype; remat
+  saved_spec(arch, lora, dtype, base)  the tree a checkpoint was written with (to restore it)
   plain_spec(arch, dtype)              no adapters: sampling, judges, pretrained weights, merged LoRA, export
   random_model(arch, dtype, seed)      a random-init Transformer (`--checkpoint=random`, benchmarks)
   merged_for_sampling(...)             LoRA folded into the base kernels, each leaf on its sharding
@@ -53,6 +54,20 @@ def compute_dtype(name: str):
     raise ConfigError(f"model.dtype {name!r} is not one of {', '.join(DTYPES)}.") from None
 
 
+def base_dtype(config):
+  """The storage dtype of the frozen base weights (config `model.base_dtype`).
+
+  LoRA trains float32 adapters beside a frozen base, which only ever enters a
+  matmul cast to the compute dtype; 'auto' stores it in that compute dtype (a
+  bf16 run holds a 7B base in 15 GB, not 30). Full fine-tuning trains every
+  weight, so its master weights are float32 whatever this says.
+  """
+  name = config.model.get("base_dtype", "auto")
+  if not config.lora.enabled:
+    return jnp.float32
+  return compute_dtype(config.model.dtype if name == "auto" else name)
+
+
 def lora_config(config) -> LoraConfig | None:
   """The run's adapters (config `lora.*`), or None for full fine-tuning."""
   if not config.lora.enabled:
@@ -62,16 +77,18 @@ def lora_config(config) -> LoraConfig | None:
 
 
 def training_spec(config, arch: ModelConfig) -> ModelSpec:
-  """The model a run trains: adapters when lora.enabled, params in float32, activations in model.dtype."""
+  """The model a run trains: adapters (always float32) when lora.enabled, else every weight in float32; the
+  frozen base in `base_dtype(config)`; activations in model.dtype."""
   lora, dtype, remat = lora_config(config), compute_dtype(config.model.dtype), config.model.remat
-  return ModelSpec(lambda rngs: Transformer(arch, lora=lora, dtype=dtype, param_dtype=jnp.float32, remat=remat,
+  param_dtype = base_dtype(config)
+  return ModelSpec(lambda rngs: Transformer(arch, lora=lora, dtype=dtype, param_dtype=param_dtype, remat=remat,
                                             rngs=rngs),
                    nnx.LoRAParam if lora else nnx.Param)
 
 
-def saved_spec(arch: ModelConfig, lora: LoraConfig | None, dtype=jnp.float32) -> ModelSpec:
-  """The tree a training checkpoint holds (params = adapters or all weights, frozen = the rest)."""
-  return ModelSpec(lambda rngs: Transformer(arch, lora=lora, dtype=dtype, rngs=rngs),
+def saved_spec(arch: ModelConfig, lora: LoraConfig | None, dtype=jnp.float32, base=jnp.float32) -> ModelSpec:
+  """The tree a training checkpoint holds (params = adapters or all weights, frozen = the rest in `base`)."""
+  return ModelSpec(lambda rngs: Transformer(arch, lora=lora, dtype=dtype, param_dtype=base, rngs=rngs),
                    nnx.LoRAParam if lora else nnx.Param)
 
 

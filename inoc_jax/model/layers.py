@@ -23,7 +23,8 @@ class Projection(nnx.Module):
   """x[..., *in_shape] @ kernel[*in_shape, *out_shape] (+ bias[*out_shape]) (+ LoRA).
 
   With LoRA the output gains scale * dropout(x) @ A[*in_shape, r] @ B[r, *out_shape];
-  B starts at zero so an adapted model begins identical to its base.
+  B starts at zero so an adapted model begins identical to its base. The adapters are
+  trained, so they are float32 whatever `param_dtype` (the frozen kernel's) is.
   """
 
   def __init__(self, in_shape: Sequence[int], out_shape: Sequence[int], *, use_bias: bool = False,
@@ -39,8 +40,8 @@ class Projection(nnx.Module):
     if lora is not None:
       bound = 1.0 / math.sqrt(fan_in)
       self.lora_a = nnx.LoRAParam(jax.random.uniform(
-          rngs.params(), self.in_shape + (lora.rank,), param_dtype, -bound, bound))
-      self.lora_b = nnx.LoRAParam(jnp.zeros((lora.rank,) + self.out_shape, param_dtype))
+          rngs.params(), self.in_shape + (lora.rank,), jnp.float32, -bound, bound))
+      self.lora_b = nnx.LoRAParam(jnp.zeros((lora.rank,) + self.out_shape, jnp.float32))
 
   def __call__(self, x: jax.Array, dropout_rng: jax.Array | None = None) -> jax.Array:
     x = x.astype(self.dtype)
