@@ -50,10 +50,6 @@ def parse_candidates(value: str | None, config) -> list[str]:
   return [c.strip() for c in value.split(",") if c.strip()]
 
 
-def _elicitation(setting: str):
-  return settings.get(setting).elicitation
-
-
 def initial_models(config, sweep_dir: str | None) -> list[tuple[str, int]]:
   """(checkpoint, seed) of each initial model: a sweep's per-seed bases, else (model.checkpoint, seed)."""
   if sweep_dir:
@@ -72,7 +68,7 @@ def scores_for_model(config, source: str, candidates: Sequence[str], out_dir: st
   from inoc_jax.evaluation.harness import evaluate_params  # pylint: disable=g-import-not-at-top
   from inoc_jax.weights.pretrained import open_pretrained  # pylint: disable=g-import-not-at-top
   graphdef, state = nnx.split(open_pretrained(source).load_model())
-  elicitation = _elicitation(config.setting)
+  elicitation = settings.get(config.setting).elicitation
   splits = elicitation.splits or (config.eval.split,)
   by_split = {}
   for split in splits:
@@ -101,7 +97,7 @@ def rank(config, candidates: Sequence[str], per_model: Sequence[dict[str, dict]]
                  "score": stat.mean, "se": stat.se, "n": stat.n,
                  "per_model": [m[candidate]["score"] for m in per_model]})
   rows.sort(key=lambda r: (-r["score"] if r["score"] == r["score"] else float("inf")))
-  return {"setting": config.setting, "metric": _elicitation(config.setting).metric,
+  return {"setting": config.setting, "metric": settings.get(config.setting).elicitation.metric,
           "initial_models": list(models), "candidates": rows}
 
 
