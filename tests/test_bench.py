@@ -140,7 +140,7 @@ def test_accelerator_script_runs_on_cpu_with_a_tiny_override(tmp_path):
 
 
 def test_base_dtype_benchmark_prints_losses_and_half_the_bytes_for_bf16():
-  out = run_bench("bench/base_dtype.py", "--config=configs/sycophancy.py:tiny", "--preset=tiny", "--steps=2")
+  out = run_bench("bench/base_dtype.py", "--config=configs/organism.py", "--steps=2")  # 32-token rows
   rows = {line.split("|")[1].strip(): line.split("|")[2:5] for line in out.splitlines()
           if line.startswith("| float32") or line.startswith("| bfloat16")}
   assert float(rows["float32"][0]) == 4.0 and float(rows["bfloat16"][0]) == 2.0
