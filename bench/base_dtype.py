@@ -24,8 +24,8 @@ def frozen_bytes_per_param(overrides: list[str]) -> float:
   """Bytes per frozen parameter of the run's train state, from its abstract shapes (nothing allocated)."""
   sys.path.insert(0, REPO)
   import jax  # pylint: disable=g-import-not-at-top
-  import numpy as np  # pylint: disable=g-import-not-at-top
   from inoc_jax import config_lib  # pylint: disable=g-import-not-at-top
+  from inoc_jax.aot.memory import tree_bytes  # pylint: disable=g-import-not-at-top
   from inoc_jax.model import build  # pylint: disable=g-import-not-at-top
   from inoc_jax.model.config import get_preset  # pylint: disable=g-import-not-at-top
   from inoc_jax.sharding.mesh import make_mesh  # pylint: disable=g-import-not-at-top
@@ -37,8 +37,7 @@ def frozen_bytes_per_param(overrides: list[str]) -> float:
           else get_preset(config.model.preset))
   state = abstract_train_state(build.training_spec(config, arch), make_optimizer(config.optim, 10)[0],
                                make_mesh({"data": 1}))[1]
-  leaves = jax.tree.leaves(state.frozen)
-  return sum(leaf.size * np.dtype(leaf.dtype).itemsize for leaf in leaves) / sum(leaf.size for leaf in leaves)
+  return tree_bytes(state.frozen) / sum(leaf.size for leaf in jax.tree.leaves(state.frozen))
 
 
 def run(overrides: list[str], workdir: str) -> dict:
