@@ -88,10 +88,12 @@ def test_smollm2_gguf_matches_transformers_fixture(smollm2):
   logits = our_logits(smollm2, ref)
   real = ref["mask"].astype(bool)
   np.testing.assert_array_equal(logits.argmax(-1)[real], ref["top1"][real])
-  assert_logits_close(logits[..., :64], ref["logits_slice"], ref["mask"], atol=1e-4)
+  # 30 layers of float32 sums give logits up to ~30 whose last bits depend on the CPU's vector width (AVX2 vs
+  # AVX-512 summation order): 1e-5 relative is float32 round-off, far below any real difference.
+  assert_logits_close(logits[..., :64], ref["logits_slice"], ref["mask"], atol=1e-4, rtol=1e-5)
   last = logits[np.arange(2), ref["last_index"]]
   np.testing.assert_array_equal(np.argsort(-last, axis=-1)[:, :16], ref["top_ids"])
-  np.testing.assert_allclose(np.take_along_axis(last, ref["top_ids"], -1), ref["top_logits"], atol=1e-4)
+  np.testing.assert_allclose(np.take_along_axis(last, ref["top_ids"], -1), ref["top_logits"], atol=1e-4, rtol=1e-5)
 
 
 def test_smollm2_answers_a_simple_prompt_like_transformers(smollm2):
@@ -147,6 +149,7 @@ def test_live_smollm2_gguf_against_transformers(smollm2):
   theirs, ours = hf_logits(hf, ref), our_logits(smollm2, ref)
   real = ref["mask"].astype(bool)
   np.testing.assert_array_equal(ours.argmax(-1)[real], theirs.argmax(-1)[real])
-  # Full vocabulary (3.5M logits up to ~34) over 30 fp32 layers: measured max |difference| 1.1e-4, the same size
-  # as either implementation's distance from a float64 forward, so 1e-4 plus 1e-5 of the logit's size.
-  np.testing.assert_allclose(ours[real], theirs[real], atol=1e-4, rtol=1e-5)
+  # Full vocabulary (3.5M logits up to ~34) over 30 fp32 layers: measured max |difference| 1.1e-4 on an AVX-512
+  # CPU and 1.4e-4 on an AVX2 one, the same size as either implementation's distance from a float64 forward, so
+  # 2e-4 plus 1e-5 of the logit's size.
+  np.testing.assert_allclose(ours[real], theirs[real], atol=2e-4, rtol=1e-5)

@@ -30,10 +30,11 @@ def our_logits(model, batch: dict[str, np.ndarray]) -> np.ndarray:
   return np.asarray(logits, np.float32)
 
 
-def assert_logits_close(ours: np.ndarray, theirs: np.ndarray, mask: np.ndarray, atol: float = 1e-4) -> None:
+def assert_logits_close(ours: np.ndarray, theirs: np.ndarray, mask: np.ndarray, atol: float = 1e-4,
+                        rtol: float = 0.0) -> None:
   """Compares real (mask == 1) positions only: padded positions are undefined in both."""
   real = mask.astype(bool)
-  np.testing.assert_allclose(ours[real], theirs[real], atol=atol, rtol=0)
+  np.testing.assert_allclose(ours[real], theirs[real], atol=atol, rtol=rtol)
 
 
 def widen_vocab(src, dst, vocab):
