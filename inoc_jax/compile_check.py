@@ -27,7 +27,7 @@ from absl import app, flags
 from ml_collections import config_flags
 
 from inoc_jax import cli
-from inoc_jax.aot.target import parse_mesh, target_device_count
+from inoc_jax.aot.target import parse_mesh, target_device_count, target_platform
 from inoc_jax.errors import ConfigError
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Experiment config file, optionally ':preset'.",
@@ -98,7 +98,7 @@ def run_check(config, num_devices: int, hbm_gib: float | None) -> int:
                       "JAX_PLATFORMS/XLA_FLAGS overrides and rerun.")
   config_lib.validate(config, num_devices)
   mesh = make_mesh({k: config.mesh[k] for k in ("data", "fsdp", "tensor")}, num_slices=config.mesh.num_slices)
-  abstract = lowering.abstract_step(config, mesh)
+  abstract = lowering.abstract_step(config, mesh, platform=target_platform(_ACCELERATOR.value))
   fallbacks = sharding_audit.rule_fallbacks({"params": abstract.state.params, "frozen": abstract.state.frozen},
                                             mesh)
   if fallbacks and _STRICT.value:
@@ -116,7 +116,8 @@ def run_check(config, num_devices: int, hbm_gib: float | None) -> int:
       arithmetic=memory.state_arithmetic(abstract.state, shards), fallbacks=fallbacks,
       num_params=param_count(abstract.state.params) + param_count(abstract.state.frozen),
       num_trainable=param_count(abstract.state.params), lower_seconds=compiled.lower_seconds,
-      compile_seconds=compiled.compile_seconds, hbm_gib=hbm_gib, involuntary_remats=compiled.involuntary_remats)
+      compile_seconds=compiled.compile_seconds, hbm_gib=hbm_gib, involuntary_remats=compiled.involuntary_remats,
+      attention=abstract.attention)
   print(report_lib.render(report), flush=True)
   if _JSON.value:
     with open(_JSON.value, "w", encoding="utf-8") as f:

@@ -24,6 +24,9 @@ def base_config(setting: str = "") -> ml_collections.ConfigDict:
   c.model.dtype = "float32"      # compute dtype: float32 | bfloat16 (trained params stay float32)
   c.model.base_dtype = "auto"    # LoRA's frozen base weights: auto (= model.dtype) | float32 | bfloat16
   c.model.remat = "none"         # none | full | dots | dots_no_batch (rematerialise each block)
+  c.model.attention_impl = "auto"  # training attention: auto | xla | splash (Pallas, TPU; interpret mode
+                                   # elsewhere) | cudnn (GPU, unpacked rows); auto = splash on TPU, cudnn on
+                                   # GPU where the rows allow, else xla. Sampling always uses xla
 
   c.lora = ml_collections.ConfigDict()
   c.lora.enabled = False         # False = full fine-tuning

@@ -51,6 +51,8 @@ def _check(problems: list[str], condition: bool, message: str) -> None:
 def validate(config: ml_collections.ConfigDict, num_devices: int) -> None:
   """Raises ConfigError naming every problem found; returns None when the config is usable."""
   from inoc_jax.model.config import PRESETS  # pylint: disable=g-import-not-at-top
+  import jax  # pylint: disable=g-import-not-at-top
+  from inoc_jax.model.fused_attention import resolve_impl  # pylint: disable=g-import-not-at-top
   from inoc_jax.sharding.mesh import resolve_mesh_shape  # pylint: disable=g-import-not-at-top
 
   problems: list[str] = []
@@ -63,6 +65,11 @@ def validate(config: ml_collections.ConfigDict, num_devices: int) -> None:
   _check(problems, config.lora.enabled or base_dtype in ("auto", "float32"),
          f"model.base_dtype={base_dtype} sets the dtype of LoRA's frozen base, but lora.enabled=False (full "
          "fine-tuning trains float32 master weights); enable LoRA or leave model.base_dtype=auto")
+  try:  # the model's soft-cap is known once its checkpoint is read; build.attention_impl checks it then
+    resolve_impl(config.model.get("attention_impl", "auto"), platform=jax.default_backend(),
+                 seq_len=config.data.seq_len, packing=config.data.packing, softcap=None)
+  except ConfigError as e:
+    problems.append(str(e).rstrip("."))
   try:
     mesh_shape = resolve_mesh_shape(
         {k: config.mesh[k] for k in ("data", "fsdp", "tensor")}, num_devices)

@@ -143,8 +143,9 @@ def _train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, start_t
   checkpoints.progress = progress
   if start.data_iterator:
     iterator.set_state(start.data_iterator)
-  log.info("model: %s; trainable %s of %s parameters", model_config.describe(arch),
-           f"{param_count(state.params):,}", f"{param_count(state.params) + param_count(state.frozen):,}")
+  log.info("model: %s; trainable %s of %s parameters; attention %s", model_config.describe(arch),
+           f"{param_count(state.params):,}", f"{param_count(state.params) + param_count(state.frozen):,}",
+           build.attention_impl(config, arch))
   if config.train.log_shardings:
     log.info("parameter shardings:\n%s", rules.describe(
         {"params": state.params, "frozen": state.frozen}, {"params": shardings.params, "frozen": shardings.frozen}))

@@ -53,6 +53,22 @@ def test_tiny_model_compiles_with_sharded_state(tmp_path):
   assert report["compiled_bytes"]["temporaries"] > 0 and report["rule_fallbacks"] == []
 
 
+def test_a_tpu_target_compiles_the_splash_kernel_a_cpu_target_the_xla_path(tmp_path):
+  """`auto` attention is chosen for the target's platform; on TPU the splash kernel holds no [heads, seq, seq]
+  scores, so with 512-token rows and no remat its temporaries are smaller than the XLA path's."""
+  args = ["--mesh=data:2,fsdp:1,tensor:1", "--config.data.global_batch_size=4", "--config.data.seq_len=512"]
+  reports, stdout = {}, {}
+  for target in ("--accelerator=v5e", "--hbm_gib=16"):
+    proc, reports[target] = _compile_check(tmp_path, *args, target)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    stdout[target] = proc.stdout
+  assert reports["--accelerator=v5e"]["attention"] == "splash"
+  assert "attention splash (the Pallas kernel in interpret mode on CPU)" in stdout["--accelerator=v5e"]
+  assert reports["--hbm_gib=16"]["attention"] == "xla"
+  assert (reports["--accelerator=v5e"]["compiled_bytes"]["temporaries"]
+          < reports["--hbm_gib=16"]["compiled_bytes"]["temporaries"])
+
+
 def test_batch_not_divisible_by_data_parallel_size_is_one_sentence(tmp_path):
   proc, report = _compile_check(tmp_path, "--mesh=fsdp:4", "--config.data.global_batch_size=6")
   assert proc.returncode == 2 and report is None
@@ -83,7 +99,8 @@ def test_peak_over_hbm_budget_exits_1(tmp_path):
 @pytest.mark.parametrize("devices", [16, pytest.param(64, marks=pytest.mark.scale)])
 def test_qwen2_7b_fsdp_estimate_matches_params_grads_adam_arithmetic(tmp_path, devices):
   proc, report = _compile_check(tmp_path, *QWEN_7B, f"--config.data.global_batch_size={devices}",
-                                f"--mesh=data:1,fsdp:{devices},tensor:1", "--accelerator=v5e")
+                                f"--mesh=data:1,fsdp:{devices},tensor:1", "--accelerator=v5e",
+                                "--config.model.attention_impl=xla")  # the state arithmetic is the subject
   assert proc.returncode == 0, proc.stderr[-3000:]
   print(proc.stdout)
   params = report["params"]

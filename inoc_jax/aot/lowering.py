@@ -41,23 +41,28 @@ class AbstractStep:
     state: TrainState of ShapeDtypeStructs with shardings.
     batch: dict of [global_batch, seq_len] int32 ShapeDtypeStructs with the batch sharding.
     arch: the model architecture.
+    attention: the target's attention kernel; 'splash' is compiled in Pallas interpret mode on CPU, a GPU
+      target's 'cudnn' as 'xla' (CPU cannot lower cuDNN, so the memory is the XLA path's, an upper bound).
   """
 
   step: TrainStep
   state: TrainState
   batch: dict[str, jax.ShapeDtypeStruct]
   arch: model_config.ModelConfig
+  attention: str = "xla"
 
 
-def abstract_step(config: ml_collections.ConfigDict, mesh: Mesh) -> AbstractStep:
+def abstract_step(config: ml_collections.ConfigDict, mesh: Mesh, platform: str | None = None) -> AbstractStep:
+  """The step `inoc_jax.train` would run on `platform` ('tpu', 'gpu', 'cpu'; default this process's)."""
   arch = model_config.get_preset(config.model.preset)
-  spec = build.training_spec(config, arch)
+  attention = build.attention_impl(config, arch, platform)
+  spec = build.training_spec(config, arch, attention="xla" if attention == "cudnn" else attention)
   tx, schedule = make_optimizer(config.optim, config.train.num_steps or _SCHEDULE_STEPS_WHEN_UNSET)
   graphdef, state, shardings = abstract_train_state(spec, tx, mesh, config.seed)
   step = TrainStep(graphdef, tx, schedule, StepOptions.from_config(config), mesh, shardings)
   shape = (config.data.global_batch_size, config.data.seq_len)
   batch = {key: jax.ShapeDtypeStruct(shape, jnp.int32, sharding=batch_sharding(mesh)) for key in BATCH_KEYS}
-  return AbstractStep(step=step, state=state, batch=batch, arch=arch)
+  return AbstractStep(step=step, state=state, batch=batch, arch=arch, attention=attention)
 
 
 @dataclasses.dataclass

@@ -14,10 +14,15 @@ ACCELERATOR_HBM_GIB = {
 }
 
 
+_ATTENTION_NOTES = {"splash": " (the Pallas kernel in interpret mode on CPU)",
+                    "cudnn": " (compiled here as xla: CPU cannot lower cuDNN; memory an upper bound)"}
+
+
 def build_report(*, config, mesh_shape: dict[str, int], num_devices: int, compiled: CompiledMemory,
                  arithmetic: StateArithmetic, fallbacks: list[RuleFallback], num_params: int,
                  num_trainable: int, lower_seconds: float, compile_seconds: float,
-                 hbm_gib: float | None, involuntary_remats: list[str] = ()) -> dict[str, Any]:
+                 hbm_gib: float | None, involuntary_remats: list[str] = (), attention: str = "xla"
+                 ) -> dict[str, Any]:
   ratio = compiled.params_grads_optimizer / arithmetic.total if arithmetic.total else float("nan")
   report = {
       "model": config.model.preset,
@@ -30,6 +35,7 @@ def build_report(*, config, mesh_shape: dict[str, int], num_devices: int, compil
       "grad_accum_steps": config.train.grad_accum_steps,
       "dtype": config.model.dtype,
       "remat": config.model.remat,
+      "attention": attention,
       "lower_seconds": round(lower_seconds, 2),
       "compile_seconds": round(compile_seconds, 2),
       "compiled_bytes": {
@@ -67,7 +73,8 @@ def render(report: dict[str, Any]) -> str:
       f"compile check: {report['model']} ({report['params']:,} params, "
       f"{report['trainable_params']:,} trainable) on {report['devices']} devices, mesh {mesh}",
       f"  batch {report['global_batch_size']} x {report['seq_len']} tokens, grad_accum {report['grad_accum_steps']}, "
-      f"compute {report['dtype']}, remat {report['remat']}; lowered in {report['lower_seconds']:.1f}s, "
+      f"compute {report['dtype']}, remat {report['remat']}, attention {report.get('attention', 'xla')}"
+      f"{_ATTENTION_NOTES.get(report.get('attention'), '')}; lowered in {report['lower_seconds']:.1f}s, "
       f"compiled in {report['compile_seconds']:.1f}s",
       "per-device memory from the compiled train step:",
       f"  params + optimizer state (arguments)      {gib(c['state']):>11}",

@@ -24,6 +24,14 @@ def parse_mesh(text: str) -> dict[str, int]:
   return sizes
 
 
+def target_platform(accelerator: str | None) -> str:
+  """'tpu' for a TPU generation (v4, v5e, ...), 'gpu' for an a100/h100/h200, 'cpu' when none is named: the
+  platform whose attention kernel `model.attention_impl=auto` would pick on the target."""
+  if not accelerator:
+    return "cpu"
+  return "tpu" if accelerator.startswith("v") else "gpu"
+
+
 def target_device_count(mesh_sizes: dict[str, int], devices: int | None) -> int:
   product = math.prod(s for s in mesh_sizes.values() if s != -1)
   if devices is not None:

@@ -17,6 +17,7 @@ import jax.numpy as jnp
 from flax import nnx
 
 from inoc_jax.model.config import ModelConfig, rope_inverse_frequencies
+from inoc_jax.model.fused_attention import fused_attention
 from inoc_jax.model.layers import Projection, RMSNorm
 from inoc_jax.model.lora import LoraConfig
 
@@ -75,10 +76,14 @@ def softcapped_attention(q: jax.Array, k: jax.Array, v: jax.Array, mask: jax.Arr
 
 
 class Attention(nnx.Module):
-  """Multi-head / grouped-query / multi-query self-attention."""
+  """Multi-head / grouped-query / multi-query self-attention.
+
+  `impl` ('xla', 'splash', 'cudnn'; see fused_attention.py) picks the kernel of
+  uncached calls (training rows); cached prefill and decode always use XLA.
+  """
 
   def __init__(self, cfg: ModelConfig, *, lora: LoraConfig | None, dtype, param_dtype, rngs: nnx.Rngs,
-               layer: int = 0):
+               layer: int = 0, impl: str = "xla"):
     def proj(name, shape_in, shape_out, use_bias=False):
       adapter = lora if (lora is not None and name in lora.targets) else None
       return Projection(shape_in, shape_out, use_bias=use_bias, lora=adapter, dtype=dtype,
@@ -99,6 +104,7 @@ class Attention(nnx.Module):
     self.window = cfg.layer_window(layer)
     self.softcap = cfg.attn_logit_softcap
     self.dtype = dtype
+    self.impl = impl
 
   def __call__(self, x: jax.Array, positions: jax.Array, segment_ids: jax.Array, *,
                cache: LayerCache | None = None, cache_segment_ids: jax.Array | None = None,
@@ -135,8 +141,12 @@ class Attention(nnx.Module):
       v = jax.lax.dynamic_update_slice(cache.v, v.astype(cache.v.dtype), start)
       new_cache = LayerCache(k, v)
       kv_segments, kv_positions = cache_segment_ids, cache_positions
-    mask = attention_mask(segment_ids, positions, kv_segments, kv_positions, self.window)
-    if self.softcap is None:
+    mask = None if cache is None and self.impl != "xla" else attention_mask(
+        segment_ids, positions, kv_segments, kv_positions, self.window)
+    if mask is None:
+      out = fused_attention(self.impl, q, k, v, segment_ids, scale=self.scale, window=self.window,
+                            softcap=self.softcap)
+    elif self.softcap is None:
       out = jax.nn.dot_product_attention(q, k.astype(q.dtype), v.astype(q.dtype), mask=mask, scale=self.scale)
     else:
       out = softcapped_attention(q, k.astype(q.dtype), v.astype(q.dtype), mask, self.scale, self.softcap)

@@ -2,7 +2,7 @@
 loader, the evaluator, the AOT check and the benchmarks get their Transformer from.
 
   training_spec(config, arch)          LoRA adapters (or every weight) trainable in float32; the frozen base
-                                       of LoRA in model.base_dtype; remat
+                                       of LoRA in model.base_dtype; remat; the attention kernel
   saved_spec(arch, lora, dtype, base)  the tree a checkpoint was written with (to restore it)
   plain_spec(arch, dtype)              no adapters: sampling, judges, pretrained weights, merged LoRA, export
   random_model(arch, dtype, seed)      a random-init Transformer (`--checkpoint=random`, benchmarks)
@@ -16,12 +16,14 @@ from __future__ import annotations
 import dataclasses
 from typing import Any, Callable
 
+import jax
 import jax.numpy as jnp
 from flax import nnx
 from jax.sharding import Mesh
 
 from inoc_jax.errors import ConfigError
 from inoc_jax.model.config import ModelConfig
+from inoc_jax.model.fused_attention import resolve_impl
 from inoc_jax.model.lora import LoraConfig, parse_targets
 from inoc_jax.model.merge import BASE_WEIGHTS, merge_lora_sharded
 from inoc_jax.model.transformer import Transformer
@@ -76,13 +78,21 @@ def lora_config(config) -> LoraConfig | None:
                     rslora=config.lora.rslora, targets=parse_targets(config.lora.targets))
 
 
-def training_spec(config, arch: ModelConfig) -> ModelSpec:
+def attention_impl(config, arch: ModelConfig, platform: str | None = None) -> str:
+  """The training rows' attention kernel (config `model.attention_impl`) on `platform` (default: this
+  process's)."""
+  return resolve_impl(config.model.get("attention_impl", "auto"), platform=platform or jax.default_backend(),
+                      seq_len=config.data.seq_len, packing=config.data.packing, softcap=arch.attn_logit_softcap)
+
+
+def training_spec(config, arch: ModelConfig, attention: str | None = None) -> ModelSpec:
   """The model a run trains: adapters (always float32) when lora.enabled, else every weight in float32; the
-  frozen base in `base_dtype(config)`; activations in model.dtype."""
+  frozen base in `base_dtype(config)`; activations in model.dtype; attention by `attention_impl` unless
+  `attention` names the kernel (the AOT check compiles a TPU run's on CPU)."""
   lora, dtype, remat = lora_config(config), compute_dtype(config.model.dtype), config.model.remat
-  param_dtype = base_dtype(config)
+  param_dtype, impl = base_dtype(config), attention or attention_impl(config, arch)
   return ModelSpec(lambda rngs: Transformer(arch, lora=lora, dtype=dtype, param_dtype=param_dtype, remat=remat,
-                                            rngs=rngs),
+                                            attention_impl=impl, rngs=rngs),
                    nnx.LoRAParam if lora else nnx.Param)
 
 

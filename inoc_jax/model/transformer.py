@@ -70,10 +70,12 @@ class Block(nnx.Module):
   With `cfg.post_norms` (Gemma-2/3) each branch's output is normed again before the add.
   """
 
-  def __init__(self, cfg: ModelConfig, *, lora, dtype, param_dtype, rngs: nnx.Rngs, layer: int = 0):
+  def __init__(self, cfg: ModelConfig, *, lora, dtype, param_dtype, rngs: nnx.Rngs, layer: int = 0,
+               attention_impl: str = "xla"):
     norm = lambda: RMSNorm(cfg.d_model, eps=cfg.norm_eps, plus_one=cfg.norm_plus_one, param_dtype=param_dtype)
     self.attn_norm = norm()
-    self.attn = Attention(cfg, lora=lora, dtype=dtype, param_dtype=param_dtype, rngs=rngs, layer=layer)
+    self.attn = Attention(cfg, lora=lora, dtype=dtype, param_dtype=param_dtype, rngs=rngs, layer=layer,
+                          impl=attention_impl)
     self.post_attn_norm = norm() if cfg.post_norms else None
     self.mlp_norm = norm()
     self.mlp = GatedMLP(cfg.d_model, cfg.mlp_dim, activation=cfg.activation, lora=lora, dtype=dtype,
@@ -132,17 +134,18 @@ class Transformer(nnx.Module):
     lora: adapters to add, or None for full fine-tuning.
     dtype: compute dtype (activations, matmuls); params stay in `param_dtype`.
     remat: key of REMAT_POLICIES, rematerialisation of each block in training.
+    attention_impl: kernel of uncached attention, 'xla' | 'splash' | 'cudnn' (fused_attention.resolve_impl).
   """
 
   def __init__(self, cfg: ModelConfig, *, lora: LoraConfig | None = None, dtype=jnp.float32,
-               param_dtype=jnp.float32, remat: str = "none", rngs: nnx.Rngs):
+               param_dtype=jnp.float32, remat: str = "none", attention_impl: str = "xla", rngs: nnx.Rngs):
     if remat not in REMAT_POLICIES:
       raise ConfigError(f"Unknown remat policy {remat!r}; choose one of {', '.join(REMAT_POLICIES)}.")
     self.cfg, self.lora, self.dtype, self.remat = cfg, lora, dtype, remat
     self.embedder = Embedder(cfg.vocab_size, cfg.d_model, scale_by_sqrt_dim=cfg.embed_scale, dtype=dtype,
                              param_dtype=param_dtype, rngs=rngs)
-    self.layers = nnx.List([Block(cfg, lora=lora, dtype=dtype, param_dtype=param_dtype, rngs=rngs, layer=i)
-                            for i in range(cfg.num_layers)])
+    self.layers = nnx.List([Block(cfg, lora=lora, dtype=dtype, param_dtype=param_dtype, rngs=rngs, layer=i,
+                                  attention_impl=attention_impl) for i in range(cfg.num_layers)])
     self.final_norm = RMSNorm(cfg.d_model, eps=cfg.norm_eps, plus_one=cfg.norm_plus_one,
                               param_dtype=param_dtype)
     self.lm_head = None if cfg.tie_embeddings else Projection(
