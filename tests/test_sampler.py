@@ -56,8 +56,11 @@ def test_each_bucket_compiles_once(sampler):
   sampler.generate(long[3:8] + short[:6], params.replace(temperature=0.3, seed=5))
   keys = [k for k in sampler.trace_counts["prefill"] if k[2] == 6]
   assert sorted((k[0], k[1]) for k in keys) == [(16, 4), (32, 4)]
-  for kind in ("prefill", "decode"):
-    assert all(sampler.trace_counts[kind][k] == 1 for k in keys), sampler.trace_counts
+  assert all(sampler.trace_counts["prefill"][k] == 1 for k in keys), sampler.trace_counts
+  # both buckets' caches are sized to the widest bucket + budget, so they share one decode program
+  decode_keys = [k for k in sampler.trace_counts["decode"] if k[2] == 6]
+  assert decode_keys == [(4, 32 + 6, 6, keys[0][3])], sampler.trace_counts
+  assert sampler.trace_counts["decode"][decode_keys[0]] == 1
 
 
 def test_small_requests_use_a_smaller_batch():

@@ -1,13 +1,16 @@
 """The device side of sampling: prefill, then a `lax.while_loop` decode over a fixed KV cache.
 
 Both are pure functions of (model state, sampling state, knobs); `Sampler`
-jits them once per prompt bucket with the model and cache sharded on the mesh
-and the sampling state donated, so the cache is updated in place.
+jits prefill once per prompt bucket and decode once per cache shape, with the
+model and cache sharded on the mesh and the sampling state donated, so the cache
+is updated in place.
 
-Layout of one batch of B rows, prompt bucket W and N new tokens:
+Layout of one batch of B rows, prompt bucket W, N new tokens and a cache of
+C >= W + N slots (C = the widest bucket of the `generate` call + N, so buckets
+share one decode program; slots past W + N stay empty, segment 0, masked):
 
-  cache slots  [0 ........ W) [W ............ W+N)
-               left-padded     one slot per decode step
+  cache slots  [0 ........ W) [W ............ W+N) [W+N ..... C)
+               left-padded     one slot per decode step   unused
                prompts         (all rows write the same slot)
 
 Each row's positions count from its first real prompt token, so a token's
@@ -31,7 +34,7 @@ class SamplingState:
   """Everything the decode loop carries.
 
   Attributes:
-    cache: the model's KV cache, [B, W+N] slots.
+    cache: the model's KV cache, [B, C] slots (C >= W + N).
     tokens: int32 [B, N] generated tokens (0 after a row is done).
     last_token: int32 [B] the token to feed next.
     last_position: int32 [B] its position in the row's sequence.

@@ -6,9 +6,10 @@
     outputs[prompt][sample].text
 
 The host groups (prompt, sample) requests into fixed-shape batches by prompt
-bucket (batching.py), and for each batch calls a jitted prefill and a jitted
-`lax.while_loop` decode (decode.py) that is compiled once per (bucket,
-new-token budget, sampling mode). Rows are data-parallel over the mesh's
+bucket (batching.py), and for each batch calls a jitted prefill (compiled once
+per bucket, new-token budget and sampling mode) and a jitted `lax.while_loop`
+decode (decode.py) that every bucket of a call shares: their caches are all
+sized to the widest bucket plus the budget. Rows are data-parallel over the mesh's
 (`data`, `fsdp`) axes; weights and KV heads follow the parameter rule table
 (heads over `tensor`). Stop strings need the text, so with stop strings the
 decode loop runs in chunks and the host stops rows between chunks.
@@ -85,7 +86,8 @@ def _fetch(array: jax.Array) -> np.ndarray:
 
 
 class Sampler:
-  """Generates from one model; compiled loops are cached per (bucket, budget, mode).
+  """Generates from one model; compiled prefills are cached per (bucket, budget, mode, cache length), decode
+  loops per (rows, budget, mode, cache length): one `generate` call sizes every bucket's cache to its widest.
 
   Args:
     graphdef: the model's nnx GraphDef (a `Transformer`, LoRA or not).
@@ -140,12 +142,19 @@ class Sampler:
     return {f: jax.ShapeDtypeStruct((rows, width) if f in ("tokens", "positions", "segment_ids") else (rows,),
                                     jnp.int32) for f in BATCH_FIELDS}
 
-  def _functions(self, width: int, rows: int, max_new_tokens: int, mode: SamplingMode) -> tuple[Callable, Callable]:
-    key = (width, rows, max_new_tokens, mode)
-    shared_key = (self.graphdef, self.mesh, str(self.cache_dtype), self.vocab_limit) + key
-    if shared_key in self._compiled:
-      return self._compiled[shared_key]
-    cache_len = width + max_new_tokens
+  def _functions(self, width: int, rows: int, max_new_tokens: int, mode: SamplingMode,
+                 cache_len: int) -> tuple[Callable, Callable]:
+    """(prefill, decode) jitted for this batch shape.
+
+    Prefill is compiled per prompt bucket; decode only sees the cache, so every
+    bucket of one `generate` call (all sized to its widest bucket) shares one
+    decode program: keyed by (rows, cache_len, budget, mode), not the width.
+    """
+    key = (width, rows, max_new_tokens, mode, cache_len)
+    decode_key = (rows, cache_len, max_new_tokens, mode)
+    model_key = (self.graphdef, self.mesh, str(self.cache_dtype), self.vocab_limit)
+    if model_key + key in self._compiled:
+      return self._compiled[model_key + key]
     counts = self.trace_counts
 
     def prefill(model_states, batch, knobs):
@@ -155,7 +164,7 @@ class Sampler:
                                 vocab_limit=self.vocab_limit)
 
     def decode(model_states, state, knobs, step_limit):
-      counts["decode"][key] = counts["decode"].get(key, 0) + 1
+      counts["decode"][decode_key] = counts["decode"].get(decode_key, 0) + 1
       return decode_lib.decode(self.graphdef, model_states, state, knobs, step_limit, mode=mode,
                                vocab_limit=self.vocab_limit)
 
@@ -169,10 +178,11 @@ class Sampler:
     state_shardings = _shard_like(state_abstract, self.mesh)
     prefill_jit = jax.jit(prefill, in_shardings=(self._model_shardings, batch_shardings, knob_shardings),
                           out_shardings=state_shardings)
-    decode_jit = jax.jit(decode, in_shardings=(self._model_shardings, state_shardings, knob_shardings,
-                                               knob_shardings),
-                         out_shardings=state_shardings, donate_argnums=(1,))
-    self._compiled[shared_key] = (prefill_jit, decode_jit)
+    decode_jit = self._compiled.get(model_key + ("decode",) + decode_key) or jax.jit(
+        decode, in_shardings=(self._model_shardings, state_shardings, knob_shardings, knob_shardings),
+        out_shardings=state_shardings, donate_argnums=(1,))
+    self._compiled[model_key + ("decode",) + decode_key] = decode_jit
+    self._compiled[model_key + key] = (prefill_jit, decode_jit)
     return prefill_jit, decode_jit
 
   def _knobs(self, params: SamplingParams) -> decode_lib.Knobs:
@@ -205,13 +215,14 @@ class Sampler:
     total = len(prompts) * params.num_samples
     bar = tqdm(total=total, desc=description, unit="sample", disable=not self.progress or jax.process_index() != 0,
                dynamic_ncols=True, leave=False, mininterval=progress_interval())
+    cache_len = max((width for width, _, _ in plan), default=0) + params.max_new_tokens
     for width, rows, requests in plan:
       kept = journal.lookup(requests) if journal is not None else None
       if kept is not None:
         generations = [Generation(**dict(g, tokens=tuple(g["tokens"]))) for g in kept]
       else:
         batch = batching.left_padded_batch(prompts, requests, width, rows)
-        generations = self._generate_batch(batch, params, knobs, detokenize)
+        generations = self._generate_batch(batch, params, knobs, detokenize, cache_len)
         if journal is not None:
           journal.record(dataclasses.asdict(g) for g in generations)
       for generation in generations:
@@ -221,9 +232,9 @@ class Sampler:
     return results  # type: ignore[return-value]
 
   def _generate_batch(self, batch: batching.PromptBatch, params: SamplingParams, knobs: decode_lib.Knobs,
-                      detokenize) -> list[Generation]:
+                      detokenize, cache_len: int) -> list[Generation]:
     rows = batch.tokens.shape[0]
-    prefill_fn, decode_fn = self._functions(batch.width, rows, params.max_new_tokens, params.mode())
+    prefill_fn, decode_fn = self._functions(batch.width, rows, params.max_new_tokens, params.mode(), cache_len)
     shardings = _shard_like(self._batch_abstract(rows, batch.width), self.mesh)
     device_batch = {f: _put(getattr(batch, f), shardings[f]) for f in BATCH_FIELDS}
     state = prefill_fn(self.model_states, device_batch, knobs)
