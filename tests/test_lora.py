@@ -72,6 +72,27 @@ def test_training_step_moves_adapters_only_and_opt_state_holds_only_adapters():
   assert all(moved)  # every adapter matrix received a gradient (B from 0, then A through B)
 
 
+def test_the_train_state_draws_every_adapter_a_from_its_kaiming_bound_once_per_shape():
+  """init_train_state re-draws A as one array per shape (redraw_adapters): each A is within +-1/sqrt(fan_in),
+  spread over it, different from every other A, B is zero, and the same seed gives the same A."""
+  arch = get_preset("tiny")
+  tx = optax.adamw(1e-3)
+  _, state, _, _ = _lora_state(arch, LoraConfig(rank=4), tx)
+  _, again, _, _ = _lora_state(arch, LoraConfig(rank=4), tx)
+  flat = {path_to_str(p): np.asarray(v) for p, v in jax.tree_util.tree_flatten_with_path(state.params)[0]}
+  a_leaves = {p: v for p, v in flat.items() if p.endswith("lora_a")}
+  assert len(a_leaves) == 2 * 7
+  for path, a in a_leaves.items():
+    bound = 1 / np.sqrt(np.prod(a.shape[:-1]))
+    assert np.abs(a).max() <= bound and np.abs(a).max() > 0.9 * bound, path
+    assert abs(a.mean()) < 0.1 * bound and 0.5 < a.std() / (bound / np.sqrt(3)) < 1.5, path
+  firsts = [tuple(a.ravel()[:8]) for a in a_leaves.values()]
+  assert len(set(firsts)) == len(firsts)  # no two adapters share a draw
+  assert all(not v.any() for p, v in flat.items() if p.endswith("lora_b"))
+  for x, y in zip(jax.tree.leaves(state.params), jax.tree.leaves(again.params)):
+    np.testing.assert_array_equal(x, y)
+
+
 @pytest.mark.parametrize("rslora", [True, False])
 def test_merged_model_gives_the_unmerged_logits(rslora):
   arch = get_preset("tiny-qwen2")

@@ -71,6 +71,26 @@ class Projection(nnx.Module):
     return (kernel + delta).astype(kernel.dtype)
 
 
+def redraw_adapters(model: nnx.Module, key: jax.Array) -> None:
+  """Re-draws every LoRA A [*in, r] ~ U(-1/sqrt(fan_in), 1/sqrt(fan_in)) in place, one draw per shape.
+
+  Same distribution as `Projection`'s own draw, far cheaper to compile: XLA on CPU
+  compiles each threefry call site on its own, so SmolLM2's 210 adapters cost ~20 s
+  of init compile drawn one by one and ~4 s drawn as one array per distinct shape
+  (3 for a Llama). Inside a jitted init the per-module draws become dead code.
+  """
+  groups: dict[tuple[int, ...], list[Projection]] = {}
+  for _, module in model.iter_modules():
+    if isinstance(module, Projection) and module.lora is not None:
+      groups.setdefault(tuple(module.lora_a[...].shape), []).append(module)
+  for i, shape in enumerate(sorted(groups)):
+    bound = 1.0 / math.sqrt(math.prod(shape[:-1]))
+    draws = jax.random.uniform(jax.random.fold_in(key, i), (len(groups[shape]),) + shape, jnp.float32,
+                               -bound, bound)
+    for module, draw in zip(groups[shape], jnp.unstack(draws)):
+      module.lora_a.set_value(draw)
+
+
 class RMSNorm(nnx.Module):
   """RMSNorm computed in float32; Gemma scales by (1 + w), others by w."""
 

@@ -20,6 +20,7 @@ from flax import nnx
 from jax.sharding import Mesh
 
 from inoc_jax.model.build import ModelSpec
+from inoc_jax.model.layers import redraw_adapters
 from inoc_jax.sharding import rules
 
 
@@ -76,6 +77,7 @@ def _state_initializer(spec: ModelSpec, tx: optax.GradientTransformation, seed: 
 
   def init(key, weights):
     model = spec.build(nnx.Rngs(params=key))
+    redraw_adapters(model, jax.random.fold_in(key, 1))
     if weights is not None:
       nnx.update(model, weights)
     _, params, frozen = spec.split(model)
