@@ -15,6 +15,7 @@ from __future__ import annotations
 import functools
 import os
 
+from inoc_jax.data.gguf_metadata import GGUFFormatError, read_metadata
 from inoc_jax.errors import DataError
 
 # Pre-tokenizer regexes of the models' tokenizer.json files (llama.cpp names them by `tokenizer.ggml.pre`).
@@ -44,20 +45,18 @@ def _pre_tokenizer(kind: str, path: str):
       pre_tokenizers.ByteLevel(add_prefix_space=False, trim_offsets=False, use_regex=False)])
 
 
-def _field(reader, key: str, path: str, default=None, required: bool = False):
-  field = reader.fields.get(key)
-  if field is None:
+def _field(reader: dict, key: str, path: str, default=None, required: bool = False):
+  if key not in reader:
     if required:
       raise DataError(f"GGUF file {path} has no {key!r} metadata, so its tokenizer cannot be rebuilt; "
                       "use the model's Hugging Face folder (tokenizer.json) instead.")
     return default
-  return field.contents()
+  return reader[key]
 
 
 @functools.lru_cache(maxsize=4)
 def load_gguf_tokenizer(path: str):
-  """GGUF file -> TextTokenizer (cached per path; reading the metadata takes seconds)."""
-  import gguf  # pylint: disable=g-import-not-at-top
+  """GGUF file -> TextTokenizer (cached per path)."""
   from tokenizers import AddedToken, Tokenizer, decoders, models  # pylint: disable=g-import-not-at-top
 
   from inoc_jax.data.tokenizer import TextTokenizer  # pylint: disable=g-import-not-at-top
@@ -65,10 +64,9 @@ def load_gguf_tokenizer(path: str):
   if not os.path.isfile(path):
     raise DataError(f"GGUF file {path} does not exist; check data.tokenizer / model.checkpoint.")
   try:
-    reader = gguf.GGUFReader(path)
-  except Exception as e:  # pylint: disable=broad-except
-    raise DataError(f"Cannot read {path} as a GGUF file ({type(e).__name__}: {e}); check that the file is "
-                    "complete.") from None
+    reader = read_metadata(path)
+  except (GGUFFormatError, OSError) as e:
+    raise DataError(f"Cannot read {path} as a GGUF file ({e}); check that the file is complete.") from None
   model = _field(reader, "tokenizer.ggml.model", path, required=True)
   if model != "gpt2":
     raise DataError(f"GGUF file {path} holds a {model!r} tokenizer; only byte-level BPE ('gpt2') can be rebuilt "

@@ -80,7 +80,7 @@ def redraw_adapters(model: nnx.Module, key: jax.Array) -> None:
   (3 for a Llama). Inside a jitted init the per-module draws become dead code.
   """
   groups: dict[tuple[int, ...], list[Projection]] = {}
-  for _, module in model.iter_modules():
+  for _, module in nnx.iter_modules(model):
     if isinstance(module, Projection) and module.lora is not None:
       groups.setdefault(tuple(module.lora_a[...].shape), []).append(module)
   for i, shape in enumerate(sorted(groups)):
