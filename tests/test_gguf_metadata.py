@@ -7,7 +7,7 @@ import gguf
 import numpy as np
 import pytest
 
-from inoc_jax.data.gguf_metadata import GGUFFormatError, read_metadata
+from inoc_jax.data.gguf_metadata import GGUFFormatError, read_header, read_metadata
 from inoc_jax.data.gguf_tokenizer import load_gguf_tokenizer
 from inoc_jax.errors import DataError
 from inoc_jax.model_sources import resolve
@@ -23,6 +23,13 @@ def test_smollm2_metadata_equals_gguf_reader():
   ours = read_metadata(path)
   assert ours == _reader_values(path)
   assert len(ours["tokenizer.ggml.tokens"]) == 49152 and ours["tokenizer.ggml.merges"][0] == "Ġ t"
+  table = read_header(path).tensors
+  reader_tensors = gguf.GGUFReader(path).tensors
+  assert len(table) == len(reader_tensors) == 272
+  for tensor in reader_tensors:  # the weight loader memory-maps each tensor at this offset
+    info = table[tensor.name]
+    assert (info.dims, info.ggml_type, info.offset) == (
+        tuple(int(n) for n in tensor.shape), int(tensor.tensor_type), tensor.data_offset), tensor.name
 
 
 @pytest.fixture

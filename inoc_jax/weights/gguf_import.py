@@ -1,7 +1,9 @@
 """GGUF files (llama.cpp): metadata -> ModelConfig, tensors dequantised row range by row range.
 
-`gguf.GGUFReader` memory-maps the file, so reading a shard touches only its
-rows. Tensor shapes are reported in PyTorch order ([out, in], the reverse of
+The header (metadata and tensor table) is parsed once per file by
+`data/gguf_metadata.py` (gguf.GGUFReader takes ~4 s on SmolLM2's vocabulary);
+each tensor is then memory-mapped, so reading a shard touches only its rows.
+Tensor shapes are reported in PyTorch order ([out, in], the reverse of
 ggml's `ne`), which makes the GGUF key map's layouts the same as the HF ones
 apart from llama.cpp's own conventions (q/k row order for llama, Gemma's
 1 + w norms; see key_maps.py). The tokenizer stored in the same file is read by
@@ -17,6 +19,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from inoc_jax.data.gguf_metadata import GGUFFormatError, GGUFHeader, read_header
 from inoc_jax.errors import CheckpointError
 from inoc_jax.model.config import ModelConfig, RopeScaling, rope_inverse_frequencies
 from inoc_jax.weights import dequant
@@ -24,21 +27,20 @@ from inoc_jax.weights import dequant
 FAMILIES = ("llama", "qwen2", "gemma")
 
 
-def _open_reader(path: str):
+def _open_header(path: str) -> GGUFHeader:
   stat = os.stat(path)
-  return _cached_reader(os.path.realpath(path), stat.st_mtime_ns, stat.st_size)
+  return _cached_header(os.path.realpath(path), stat.st_mtime_ns, stat.st_size)
 
 
 @functools.lru_cache(maxsize=2)
-def _cached_reader(path: str, mtime_ns: int, size: int):
-  """Parsing a GGUF header with a large vocabulary takes seconds; config, weights and tokenizer share one parse."""
+def _cached_header(path: str, mtime_ns: int, size: int) -> GGUFHeader:
+  """One parse per file for the config and the weights."""
   del mtime_ns, size  # cache key only: a rewritten file is parsed again
-  import gguf  # pylint: disable=g-import-not-at-top
   try:
-    return gguf.GGUFReader(path)
-  except Exception as e:  # pylint: disable=broad-except
-    raise CheckpointError(f"Cannot read {path!r} as a GGUF file ({type(e).__name__}: {e}); "
-                          "check that the download is complete.") from None
+    return read_header(path)
+  except (GGUFFormatError, OSError) as e:
+    raise CheckpointError(f"Cannot read {path!r} as a GGUF file ({e}); check that the download is "
+                          "complete.") from None
 
 
 def _dequantise(raw_rows: np.ndarray, type_name: str, row_values: int) -> np.ndarray:
@@ -59,8 +61,8 @@ class GGUFSource:
 
   def __init__(self, path: str):
     self.path = path
-    self.reader = _open_reader(path)
-    self._tensors = {t.name: t for t in self.reader.tensors}
+    self.header = _open_header(path)
+    self._tensors = self.header.tensors
 
   def __enter__(self):
     return self
@@ -69,38 +71,48 @@ class GGUFSource:
     self.close()
 
   def close(self) -> None:
-    """The memory map stays with the shared reader cache; nothing to release per use."""
+    """Each read maps and releases its own tensor; nothing to release here."""
 
   def names(self) -> list[str]:
     return list(self._tensors)
 
   def shape(self, name: str) -> tuple[int, ...]:
-    return tuple(int(n) for n in reversed(self._tensors[name].shape))
+    return tuple(reversed(self._tensors[name].dims))
 
   def type_name(self, name: str) -> str:
-    return self._tensors[name].tensor_type.name
+    import gguf  # pylint: disable=g-import-not-at-top
+    kind = self._tensors[name].ggml_type
+    try:
+      return gguf.GGMLQuantizationType(kind).name
+    except ValueError:
+      raise CheckpointError(f"GGUF tensor {name} has the unknown ggml type {kind}; convert the model again with "
+                            "a current llama.cpp.") from None
+
+  def _raw_rows(self, name: str) -> np.ndarray:
+    """The tensor's bytes as [rows, bytes per row] (memory-mapped: only what is indexed is read)."""
+    import gguf  # pylint: disable=g-import-not-at-top
+    shape = self.shape(name)
+    block_values, block_bytes = gguf.GGML_QUANT_SIZES[gguf.GGMLQuantizationType[self.type_name(name)]]
+    rows = math.prod(shape[:-1])
+    row_bytes = shape[-1] // block_values * block_bytes
+    return np.memmap(self.path, np.uint8, "r", offset=self._tensors[name].offset, shape=(rows, row_bytes))
 
   def read(self, name: str, slices: Sequence[slice]) -> np.ndarray:
     """float32 block `slices` of the tensor in PyTorch order; dequantises only the rows it needs."""
-    tensor = self._tensors[name]
     shape = self.shape(name)
     row_values = shape[-1]
-    rows = math.prod(shape[:-1])
-    raw = np.asarray(tensor.data).view(np.uint8).reshape(rows, -1)
+    raw = self._raw_rows(name)
     if len(shape) == 1:
-      return _dequantise(raw, tensor.tensor_type.name, row_values).reshape(shape)[tuple(slices)]
+      return _dequantise(raw, self.type_name(name), row_values).reshape(shape)[tuple(slices)]
     if len(shape) != 2:
       raise CheckpointError(f"GGUF tensor {name} has rank {len(shape)}; only vectors and matrices are expected.")
     row_slice = slices[0] if slices else slice(None)
-    block = _dequantise(raw[row_slice], tensor.tensor_type.name, row_values)
+    block = _dequantise(np.asarray(raw[row_slice]), self.type_name(name), row_values)
     return block[(slice(None),) + tuple(slices[1:])]
 
   # -- metadata ------------------------------------------------------------
   def metadata(self, key: str, default: Any = None) -> Any:
-    field = self.reader.fields.get(key)
-    if field is None:
-      return default
-    return field.contents()
+    return self.header.metadata.get(key, default)
 
   def model_config(self) -> ModelConfig:
     return model_config_from_gguf(self)
