@@ -141,15 +141,15 @@ class Attention(nnx.Module):
       v = jax.lax.dynamic_update_slice(cache.v, v.astype(cache.v.dtype), start)
       new_cache = LayerCache(k, v)
       kv_segments, kv_positions = cache_segment_ids, cache_positions
-    mask = None if cache is None and self.impl != "xla" else attention_mask(
-        segment_ids, positions, kv_segments, kv_positions, self.window)
-    if mask is None:
+    if cache is None and self.impl != "xla":
       out = fused_attention(self.impl, q, k, v, segment_ids, scale=self.scale, window=self.window,
                             softcap=self.softcap)
-    elif self.softcap is None:
-      out = jax.nn.dot_product_attention(q, k.astype(q.dtype), v.astype(q.dtype), mask=mask, scale=self.scale)
     else:
-      out = softcapped_attention(q, k.astype(q.dtype), v.astype(q.dtype), mask, self.scale, self.softcap)
+      mask = attention_mask(segment_ids, positions, kv_segments, kv_positions, self.window)
+      if self.softcap is None:
+        out = jax.nn.dot_product_attention(q, k.astype(q.dtype), v.astype(q.dtype), mask=mask, scale=self.scale)
+      else:
+        out = softcapped_attention(q, k.astype(q.dtype), v.astype(q.dtype), mask, self.scale, self.softcap)
     # Rows whose query is padding attend to nothing; keep them finite (zeros).
     out = jnp.where((segment_ids != 0)[:, :, None, None], out, 0.0).astype(self.dtype)
     return self.o_proj(out, keys[3]), new_cache

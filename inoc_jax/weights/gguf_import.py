@@ -79,20 +79,23 @@ class GGUFSource:
   def shape(self, name: str) -> tuple[int, ...]:
     return tuple(reversed(self._tensors[name].dims))
 
-  def type_name(self, name: str) -> str:
+  def _qtype(self, name: str):
     import gguf  # pylint: disable=g-import-not-at-top
     kind = self._tensors[name].ggml_type
     try:
-      return gguf.GGMLQuantizationType(kind).name
+      return gguf.GGMLQuantizationType(kind)
     except ValueError:
       raise CheckpointError(f"GGUF tensor {name} has the unknown ggml type {kind}; convert the model again with "
                             "a current llama.cpp.") from None
+
+  def type_name(self, name: str) -> str:
+    return self._qtype(name).name
 
   def _raw_rows(self, name: str) -> np.ndarray:
     """The tensor's bytes as [rows, bytes per row] (memory-mapped: only what is indexed is read)."""
     import gguf  # pylint: disable=g-import-not-at-top
     shape = self.shape(name)
-    block_values, block_bytes = gguf.GGML_QUANT_SIZES[gguf.GGMLQuantizationType[self.type_name(name)]]
+    block_values, block_bytes = gguf.GGML_QUANT_SIZES[self._qtype(name)]
     rows = math.prod(shape[:-1])
     row_bytes = shape[-1] // block_values * block_bytes
     return np.memmap(self.path, np.uint8, "r", offset=self._tensors[name].offset, shape=(rows, row_bytes))
@@ -101,13 +104,13 @@ class GGUFSource:
     """float32 block `slices` of the tensor in PyTorch order; dequantises only the rows it needs."""
     shape = self.shape(name)
     row_values = shape[-1]
-    raw = self._raw_rows(name)
+    raw, kind = self._raw_rows(name), self.type_name(name)
     if len(shape) == 1:
-      return _dequantise(raw, self.type_name(name), row_values).reshape(shape)[tuple(slices)]
+      return _dequantise(raw, kind, row_values).reshape(shape)[tuple(slices)]
     if len(shape) != 2:
       raise CheckpointError(f"GGUF tensor {name} has rank {len(shape)}; only vectors and matrices are expected.")
     row_slice = slices[0] if slices else slice(None)
-    block = _dequantise(np.asarray(raw[row_slice]), self.type_name(name), row_values)
+    block = _dequantise(np.asarray(raw[row_slice]), kind, row_values)
     return block[(slice(None),) + tuple(slices[1:])]
 
   # -- metadata ------------------------------------------------------------
