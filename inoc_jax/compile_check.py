@@ -91,7 +91,7 @@ def run_check(config, num_devices: int, hbm_gib: float | None) -> int:
   from inoc_jax import config_lib  # pylint: disable=g-import-not-at-top
   from inoc_jax.aot import lowering, memory, report as report_lib, sharding_audit  # pylint: disable=g-import-not-at-top
   from inoc_jax.sharding.mesh import make_mesh  # pylint: disable=g-import-not-at-top
-  from inoc_jax.training.train_state import param_count  # pylint: disable=g-import-not-at-top
+  from inoc_jax.training.train_state import param_count, total_param_count  # pylint: disable=g-import-not-at-top
 
   if jax.device_count() != num_devices:
     raise ConfigError(f"Expected {num_devices} fake CPU devices but JAX sees {jax.device_count()}; unset "
@@ -114,7 +114,7 @@ def run_check(config, num_devices: int, hbm_gib: float | None) -> int:
       config=config, mesh_shape=dict(mesh.shape), num_devices=num_devices,
       compiled=memory.compiled_memory(compiled.executable, abstract.state, abstract.batch),
       arithmetic=memory.state_arithmetic(abstract.state, shards), fallbacks=fallbacks,
-      num_params=param_count(abstract.state.params) + param_count(abstract.state.frozen),
+      num_params=total_param_count(abstract.state, abstract.arch),
       num_trainable=param_count(abstract.state.params), lower_seconds=compiled.lower_seconds,
       compile_seconds=compiled.compile_seconds, hbm_gib=hbm_gib, involuntary_remats=compiled.involuntary_remats,
       attention=abstract.attention)

@@ -23,6 +23,9 @@ def base_config(setting: str = "") -> ml_collections.ConfigDict:
                                  # (then the architecture comes from the checkpoint and model.preset is ignored)
   c.model.dtype = "float32"      # compute dtype: float32 | bfloat16 (trained params stay float32)
   c.model.base_dtype = "auto"    # LoRA's frozen base weights: auto (= model.dtype) | float32 | bfloat16
+  c.model.base_quant = "none"    # LoRA's frozen block kernels stored as: none | int8 (per-channel) | nf4
+                                 # (QLoRA's 4-bit NormalFloat), dequantised inside each matmul
+  c.model.quant_block_size = 64  # nf4: weights per float32 absmax along a kernel's last input axis
   c.model.remat = "none"         # none | full | dots | dots_no_batch (rematerialise each block)
   c.model.attention_impl = "auto"  # training attention: auto | xla | splash (Pallas, TPU; interpret mode
                                    # elsewhere) | cudnn (GPU, unpacked rows); auto = splash on TPU, cudnn on

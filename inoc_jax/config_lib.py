@@ -65,6 +65,15 @@ def validate(config: ml_collections.ConfigDict, num_devices: int) -> None:
   _check(problems, config.lora.enabled or base_dtype in ("auto", "float32"),
          f"model.base_dtype={base_dtype} sets the dtype of LoRA's frozen base, but lora.enabled=False (full "
          "fine-tuning trains float32 master weights); enable LoRA or leave model.base_dtype=auto")
+  base_quant = config.model.get("base_quant", "none")
+  _check(problems, base_quant in ("none", "int8", "nf4"),
+         f"model.base_quant must be none, int8 or nf4, not {base_quant!r}")
+  _check(problems, config.lora.enabled or base_quant == "none",
+         f"model.base_quant={base_quant} quantises LoRA's frozen base, but lora.enabled=False (full fine-tuning "
+         "trains every weight); enable LoRA or set model.base_quant=none")
+  block = config.model.get("quant_block_size", 64)
+  _check(problems, isinstance(block, int) and block >= 2 and block % 2 == 0,
+         f"model.quant_block_size must be an even integer >= 2, not {block!r}")
   try:  # the model's soft-cap is known once its checkpoint is read; build.attention_impl checks it then
     resolve_impl(config.model.get("attention_impl", "auto"), platform=jax.default_backend(),
                  seq_len=config.data.seq_len, packing=config.data.packing, softcap=None)

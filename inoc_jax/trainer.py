@@ -42,7 +42,7 @@ from inoc_jax.sharding import rules
 from inoc_jax.sharding.mesh import batch_sharding, make_mesh
 from inoc_jax.training.masking import supervised_token_counts
 from inoc_jax.training.optimizer import make_optimizer
-from inoc_jax.training.train_state import param_count
+from inoc_jax.training.train_state import param_count, total_param_count
 from inoc_jax.training.train_step import BATCH_KEYS, EvalStep, StepOptions, TrainStep
 from inoc_jax.weights.pretrained import open_pretrained
 
@@ -144,7 +144,7 @@ def _train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, start_t
   if start.data_iterator:
     iterator.set_state(start.data_iterator)
   log.info("model: %s; trainable %s of %s parameters; attention %s", model_config.describe(arch),
-           f"{param_count(state.params):,}", f"{param_count(state.params) + param_count(state.frozen):,}",
+           f"{param_count(state.params):,}", f"{total_param_count(state, arch):,}",
            build.attention_impl(config, arch))
   if config.train.log_shardings:
     log.info("parameter shardings:\n%s", rules.describe(

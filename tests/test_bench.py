@@ -139,12 +139,16 @@ def test_accelerator_script_runs_on_cpu_with_a_tiny_override(tmp_path):
   assert [r["batch"] for r in decode_rows] == ["2"] and float(decode_rows[0]["ours tok/s"]) > 0
 
 
-def test_base_dtype_benchmark_prints_losses_and_half_the_bytes_for_bf16():
-  out = run_bench("bench/base_dtype.py", "--config=configs/organism.py", "--steps=2")  # 32-token rows
-  rows = {line.split("|")[1].strip(): line.split("|")[2:5] for line in out.splitlines()
-          if line.startswith("| float32") or line.startswith("| bfloat16")}
-  assert float(rows["float32"][0]) == 4.0 and float(rows["bfloat16"][0]) == 2.0
-  for dtype in rows:
-    losses = [float(x) for x in rows[dtype][2].split()]
-    assert len(losses) == 2 and all(0 < loss < 10 for loss in losses) and float(rows[dtype][1]) > 0
+def test_base_dtype_benchmark_prints_losses_and_the_bytes_of_each_base():
+  out = run_bench("bench/base_dtype.py", "--config=configs/organism.py", "--steps=2",  # 32-token rows
+                  "--quant_block_size=16")
+  rows = {line.split("|")[1].strip(): line.split("|")[2:6] for line in out.splitlines()
+          if line.startswith(("| float32", "| bfloat16", "| int8", "| nf4"))}
+  assert float(rows["float32"][0]) == float(rows["float32"][1]) == 4.0
+  assert float(rows["bfloat16"][0]) == float(rows["bfloat16"][1]) == 2.0
+  assert 1 + 4 / 256 < float(rows["int8"][1]) < 1 + 4 / 64 and float(rows["nf4"][1]) == 0.5 + 4 / 16
+  assert float(rows["nf4"][1]) < float(rows["nf4"][0]) < float(rows["int8"][0]) < 4.0  # embedding stays float32
+  for base in rows:
+    losses = [float(x) for x in rows[base][3].split()]
+    assert len(losses) == 2 and all(0 < loss < 10 for loss in losses) and float(rows[base][2]) > 0
   assert "load average at start" in out

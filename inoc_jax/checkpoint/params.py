@@ -24,7 +24,7 @@ from jax.sharding import Mesh
 
 from inoc_jax.checkpoint import tree_codec
 from inoc_jax.checkpoint.manager import Checkpointer
-from inoc_jax.checkpoint.resume import check_frozen, lora_from_meta
+from inoc_jax.checkpoint.resume import check_frozen, lora_from_meta, quant_from_meta
 from inoc_jax.errors import CheckpointError
 from inoc_jax.model import build
 from inoc_jax.model.config import ModelConfig
@@ -102,7 +102,7 @@ def restore_params(path: str, mesh: Mesh | None = None, *, step: int | None = No
   meta = checkpointer.read_json(step if step is not None else steps[-1], "meta")
   arch, lora = ModelConfig.from_dict(meta["model_config"]), lora_from_meta(meta)
   # the base's storage dtype (checkpoints from before model.base_dtype hold float32)
-  spec = build.saved_spec(arch, lora, dtype, jnp.dtype(meta.get("base_dtype", "float32")))
+  spec = build.saved_spec(arch, lora, dtype, jnp.dtype(meta.get("base_dtype", "float32")), quant_from_meta(meta))
   graphdef, abstract_params, abstract_frozen = spec.abstract()
   targets = {"params": abstract_params, "frozen": abstract_frozen}
   shardings = {name: rules.tree_shardings(tree, mesh) for name, tree in targets.items()}

@@ -24,6 +24,7 @@ from inoc_jax.checkpoint.manager import Checkpointer, Restored
 from inoc_jax.errors import CheckpointError
 from inoc_jax.model.config import ModelConfig
 from inoc_jax.model.lora import LoraConfig
+from inoc_jax.model.quantization import QuantConfig
 from inoc_jax.model.build import ModelSpec
 from inoc_jax.training.train_state import TrainState, abstract_train_state, init_frozen, init_train_state
 
@@ -41,15 +42,23 @@ class StartState:
   saved_meta: dict | None = None    # the checkpoint's meta (progress counters, model), None for a fresh run
 
 
-def run_meta(arch: ModelConfig, lora: LoraConfig | None, model_source: str, base_dtype: str = "float32") -> dict:
+def run_meta(arch: ModelConfig, lora: LoraConfig | None, model_source: str, base_dtype: str = "float32",
+             quant: QuantConfig | None = None) -> dict:
   """What `meta` records about the model so evaluation can rebuild it without the run's config."""
   return {"model_config": arch.to_dict(), "lora": None if lora is None else dataclasses.asdict(lora),
-          "model_source": model_source, "base_dtype": base_dtype}
+          "model_source": model_source, "base_dtype": base_dtype,
+          "base_quant": None if quant is None else dataclasses.asdict(quant)}
 
 
 def lora_from_meta(meta: dict) -> LoraConfig | None:
   lora = meta.get("lora")
   return None if not lora else LoraConfig(**{**lora, "targets": tuple(lora["targets"])})
+
+
+def quant_from_meta(meta: dict) -> QuantConfig | None:
+  """The frozen base's storage (checkpoints from before model.base_quant hold dense kernels)."""
+  quant = meta.get("base_quant")
+  return None if not quant else QuantConfig(**quant)
 
 
 def item_targets(abstract: TrainState, shardings: TrainState) -> tuple[dict, dict]:

@@ -24,7 +24,7 @@ from inoc_jax.checkpoint.preemption import StopSignals, TrainingInterrupted, res
 from inoc_jax.checkpoint.progress import RunProgress
 from inoc_jax.checkpoint.resume import run_meta
 from inoc_jax.errors import ConfigError
-from inoc_jax.model.build import base_dtype
+from inoc_jax.model.build import base_dtype, quant_config
 from inoc_jax.model.config import ModelConfig
 from inoc_jax.model.lora import LoraConfig
 from inoc_jax.runtime.layout import RunLayout
@@ -55,7 +55,8 @@ class RunCheckpoints:
                                        async_save=config.checkpoint.async_save,
                                        save_frozen=config.checkpoint.save_frozen)
     self._config = json.loads(config.to_json_best_effort())
-    self._meta = run_meta(arch, lora, config.model.checkpoint, np.dtype(base_dtype(config)).name)
+    self._meta = run_meta(arch, lora, config.model.checkpoint, np.dtype(base_dtype(config)).name,
+                          quant_config(config))
     self.progress = RunProgress()  # the trainer keeps it current; every save records it in `meta`
 
   def save(self, step: int, state, iterator) -> None:

@@ -20,6 +20,7 @@ from inoc_jax.model.config import ModelConfig, rope_inverse_frequencies
 from inoc_jax.model.fused_attention import fused_attention
 from inoc_jax.model.layers import Projection, RMSNorm
 from inoc_jax.model.lora import LoraConfig
+from inoc_jax.model.quantization import QuantConfig
 
 
 class LayerCache(NamedTuple):
@@ -83,10 +84,10 @@ class Attention(nnx.Module):
   """
 
   def __init__(self, cfg: ModelConfig, *, lora: LoraConfig | None, dtype, param_dtype, rngs: nnx.Rngs,
-               layer: int = 0, impl: str = "xla"):
+               layer: int = 0, impl: str = "xla", quant: QuantConfig | None = None):
     def proj(name, shape_in, shape_out, use_bias=False):
       adapter = lora if (lora is not None and name in lora.targets) else None
-      return Projection(shape_in, shape_out, use_bias=use_bias, lora=adapter, dtype=dtype,
+      return Projection(shape_in, shape_out, use_bias=use_bias, lora=adapter, quant=quant, dtype=dtype,
                         param_dtype=param_dtype, rngs=rngs)
 
     d, h = cfg.d_model, cfg.head_dim

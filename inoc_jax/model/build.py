@@ -2,8 +2,9 @@
 loader, the evaluator, the AOT check and the benchmarks get their Transformer from.
 
   training_spec(config, arch)          LoRA adapters (or every weight) trainable in float32; the frozen base
-                                       of LoRA in model.base_dtype; remat; the attention kernel
-  saved_spec(arch, lora, dtype, base)  the tree a checkpoint was written with (to restore it)
+                                       of LoRA in model.base_dtype, its block kernels quantised by
+                                       model.base_quant; remat; the attention kernel
+  saved_spec(arch, lora, dtype, base, quant)  the tree a checkpoint was written with (to restore it)
   plain_spec(arch, dtype)              no adapters: sampling, judges, pretrained weights, merged LoRA, export
   random_model(arch, dtype, seed)      a random-init Transformer (`--checkpoint=random`, benchmarks)
   merged_for_sampling(...)             LoRA folded into the base kernels, each leaf on its sharding
@@ -26,6 +27,7 @@ from inoc_jax.model.config import ModelConfig
 from inoc_jax.model.fused_attention import resolve_impl
 from inoc_jax.model.lora import LoraConfig, parse_targets
 from inoc_jax.model.merge import BASE_WEIGHTS, merge_lora_sharded
+from inoc_jax.model.quantization import QuantConfig
 from inoc_jax.model.transformer import Transformer
 from inoc_jax.sharding import rules
 
@@ -38,6 +40,12 @@ class ModelSpec:
 
   build: Callable[[nnx.Rngs], Transformer]
   trainable: Any  # an nnx filter: nnx.LoRAParam for LoRA, nnx.Param for full fine-tuning
+  quant: QuantConfig | None = None  # how the frozen block kernels are stored (None: dense)
+  dense_build: Callable[[nnx.Rngs], Transformer] | None = None  # the same model with dense kernels
+
+  def dense(self) -> "ModelSpec":
+    """The same model with every kernel dense: what a weight loader reads before quantising."""
+    return self if self.quant is None else ModelSpec(self.dense_build, self.trainable)
 
   def abstract(self) -> tuple[nnx.GraphDef, Any, Any]:
     """(graphdef, abstract params, abstract frozen) without allocating anything."""
@@ -70,6 +78,22 @@ def base_dtype(config):
   return compute_dtype(config.model.dtype if name == "auto" else name)
 
 
+def quant_config(config, arch: ModelConfig | None = None) -> QuantConfig | None:
+  """How LoRA's frozen block kernels are stored (config `model.base_quant`: none | int8 | nf4).
+
+  With `arch`, checks that NF4 blocks tile every kernel's last input axis (d_model for q/k/v/gate/up,
+  head_dim for o, mlp_dim for down) before anything is built.
+  """
+  kind = config.model.get("base_quant", "none")
+  if kind == "none":
+    return None
+  quant = QuantConfig(kind, config.model.get("quant_block_size", 64))
+  if arch is not None:
+    for name in ("d_model", "head_dim", "mlp_dim"):
+      quant.check_axis(getattr(arch, name), f"the model's {name}")
+  return quant
+
+
 def lora_config(config) -> LoraConfig | None:
   """The run's adapters (config `lora.*`), or None for full fine-tuning."""
   if not config.lora.enabled:
@@ -91,15 +115,23 @@ def training_spec(config, arch: ModelConfig, attention: str | None = None) -> Mo
   `attention` names the kernel (the AOT check compiles a TPU run's on CPU)."""
   lora, dtype, remat = lora_config(config), compute_dtype(config.model.dtype), config.model.remat
   param_dtype, impl = base_dtype(config), attention or attention_impl(config, arch)
-  return ModelSpec(lambda rngs: Transformer(arch, lora=lora, dtype=dtype, param_dtype=param_dtype, remat=remat,
-                                            attention_impl=impl, rngs=rngs),
-                   nnx.LoRAParam if lora else nnx.Param)
+  return _spec(lora, quant_config(config, arch), lambda rngs, quant: Transformer(
+      arch, lora=lora, dtype=dtype, param_dtype=param_dtype, remat=remat, attention_impl=impl, quant=quant,
+      rngs=rngs))
 
 
-def saved_spec(arch: ModelConfig, lora: LoraConfig | None, dtype=jnp.float32, base=jnp.float32) -> ModelSpec:
-  """The tree a training checkpoint holds (params = adapters or all weights, frozen = the rest in `base`)."""
-  return ModelSpec(lambda rngs: Transformer(arch, lora=lora, dtype=dtype, param_dtype=base, rngs=rngs),
-                   nnx.LoRAParam if lora else nnx.Param)
+def saved_spec(arch: ModelConfig, lora: LoraConfig | None, dtype=jnp.float32, base=jnp.float32,
+               quant: QuantConfig | None = None) -> ModelSpec:
+  """The tree a training checkpoint holds (params = adapters or all weights, frozen = the rest in `base`,
+  block kernels stored by `quant`)."""
+  return _spec(lora, quant, lambda rngs, quant: Transformer(arch, lora=lora, dtype=dtype, param_dtype=base,
+                                                            quant=quant, rngs=rngs))
+
+
+def _spec(lora: LoraConfig | None, quant: QuantConfig | None, make: Callable) -> ModelSpec:
+  """ModelSpec of `make(rngs, quant)`, with its dense twin when quantised."""
+  return ModelSpec(lambda rngs: make(rngs, quant), nnx.LoRAParam if lora else nnx.Param, quant,
+                   None if quant is None else (lambda rngs: make(rngs, None)))
 
 
 def plain_spec(arch: ModelConfig, dtype=jnp.float32) -> ModelSpec:

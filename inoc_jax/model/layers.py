@@ -16,7 +16,8 @@ import jax.numpy as jnp
 from flax import nnx
 
 from inoc_jax.model.lora import LoraConfig
-from inoc_jax.model.matmul import axis_letters, lora_matmul
+from inoc_jax.model.matmul import axis_letters, frozen_matmul, lora_matmul
+from inoc_jax.model.quantization import Dequantizer, QuantConfig, QuantizedWeight, quantize
 from inoc_jax.sharding.activations import constrain
 
 class Projection(nnx.Module):
@@ -25,16 +26,23 @@ class Projection(nnx.Module):
   With LoRA the output gains scale * dropout(x) @ A[*in_shape, r] @ B[r, *out_shape];
   B starts at zero so an adapted model begins identical to its base. The adapters are
   trained, so they are float32 whatever `param_dtype` (the frozen kernel's) is.
+  With `quant` (a LoRA run's frozen base, see quantization.py) the kernel is stored as
+  `kernel` (int8 / packed NF4 codes) and `kernel_scale`, and dequantised in the matmul.
   """
 
   def __init__(self, in_shape: Sequence[int], out_shape: Sequence[int], *, use_bias: bool = False,
-               lora: LoraConfig | None = None, dtype=jnp.float32, param_dtype=jnp.float32,
-               rngs: nnx.Rngs):
+               lora: LoraConfig | None = None, quant: QuantConfig | None = None, dtype=jnp.float32,
+               param_dtype=jnp.float32, rngs: nnx.Rngs):
     self.in_shape, self.out_shape = tuple(in_shape), tuple(out_shape)
-    self.dtype = dtype
+    self.dtype, self.param_dtype, self.quant = dtype, param_dtype, quant
     fan_in = math.prod(self.in_shape)
-    self.kernel = nnx.Param(
-        jax.random.normal(rngs.params(), self.in_shape + self.out_shape, param_dtype) / math.sqrt(fan_in))
+    kernel = jax.random.normal(rngs.params(), self.in_shape + self.out_shape, param_dtype) / math.sqrt(fan_in)
+    if quant is None:
+      self.kernel = nnx.Param(kernel)
+    else:
+      quant.check_axis(self.in_shape[-1], "a projection's last input axis")
+      codes, scales = quantize(kernel, quant, len(self.in_shape))
+      self.kernel, self.kernel_scale = QuantizedWeight(codes), QuantizedWeight(scales)
     self.bias = nnx.Param(jnp.zeros(self.out_shape, param_dtype)) if use_bias else None
     self.lora = lora
     if lora is not None:
@@ -43,10 +51,19 @@ class Projection(nnx.Module):
           rngs.params(), self.in_shape + (lora.rank,), jnp.float32, -bound, bound))
       self.lora_b = nnx.LoRAParam(jnp.zeros((lora.rank,) + self.out_shape, jnp.float32))
 
+  def _stored_kernel(self, dtype):
+    """(what the matmul receives, its Dequantizer or None): the kernel cast to `dtype`, or its codes."""
+    if self.quant is None:
+      return self.kernel[...].astype(dtype), None
+    return (self.kernel[...], self.kernel_scale[...]), Dequantizer(self.quant, len(self.in_shape),
+                                                                   jnp.dtype(dtype).name)
+
   def __call__(self, x: jax.Array, dropout_rng: jax.Array | None = None) -> jax.Array:
     x = x.astype(self.dtype)
-    kernel, n_in = self.kernel[...].astype(self.dtype), len(self.in_shape)
-    if self.lora is None:
+    (kernel, dequant), n_in = self._stored_kernel(self.dtype), len(self.in_shape)
+    if self.lora is None and dequant is not None:
+      y = frozen_matmul(x, kernel, dequant, n_in)
+    elif self.lora is None:
       ins, outs = axis_letters(n_in, kernel.ndim)
       y = jnp.einsum(f"...{ins},{ins}{outs}->...{outs}", x, kernel)
     else:
@@ -55,20 +72,34 @@ class Projection(nnx.Module):
         keep = jax.random.bernoulli(dropout_rng, 1.0 - self.lora.dropout, x.shape)
         adapter_in = jnp.where(keep, x / (1.0 - self.lora.dropout), 0.0).astype(self.dtype)
       y = lora_matmul(x, adapter_in, kernel, self.lora_a[...].astype(self.dtype),
-                      self.lora_b[...].astype(self.dtype), self.lora.scale, n_in)
+                      self.lora_b[...].astype(self.dtype), self.lora.scale, n_in, dequant)
     if self.bias is not None:
       y = y + self.bias[...].astype(self.dtype)
     return y
 
+  def base_kernel(self) -> jax.Array:
+    """The frozen kernel [*in, *out] in `param_dtype` (dequantised when stored quantised)."""
+    kernel, dequant = self._stored_kernel(self.param_dtype)
+    return kernel if dequant is None else dequant(kernel)
+
   def merged_kernel(self) -> jax.Array:
     """Base kernel with the adapter folded in (for export and fast sampling)."""
-    kernel = self.kernel[...]
+    kernel = self.base_kernel()
     if self.lora is None:
       return kernel
     a = self.lora_a[...].reshape(-1, self.lora.rank)
     b = self.lora_b[...].reshape(self.lora.rank, -1)
     delta = (a @ b).reshape(kernel.shape) * self.lora.scale
     return (kernel + delta).astype(kernel.dtype)
+
+  def fold_into_plain_kernel(self) -> None:
+    """Replaces the stored kernel (and its scales) by the merged dense `nnx.Param` a plain model has."""
+    merged = self.merged_kernel()
+    if self.quant is not None:
+      self.kernel_scale, self.quant = None, None
+      self.kernel = nnx.Param(merged)
+    else:
+      self.kernel[...] = merged
 
 
 def redraw_adapters(model: nnx.Module, key: jax.Array) -> None:
@@ -156,10 +187,11 @@ class GatedMLP(nnx.Module):
   """down(act(gate(x)) * up(x)): SwiGLU (silu) or GeGLU (tanh-approximate GELU)."""
 
   def __init__(self, d_model: int, mlp_dim: int, *, activation: str, lora: LoraConfig | None, dtype,
-               param_dtype, rngs: nnx.Rngs):
+               param_dtype, rngs: nnx.Rngs, quant: QuantConfig | None = None):
     def proj(name, shape_in, shape_out):
       adapter = lora if (lora is not None and name in lora.targets) else None
-      return Projection(shape_in, shape_out, lora=adapter, dtype=dtype, param_dtype=param_dtype, rngs=rngs)
+      return Projection(shape_in, shape_out, lora=adapter, quant=quant, dtype=dtype, param_dtype=param_dtype,
+                        rngs=rngs)
 
     self.gate_proj = proj("gate", (d_model,), (mlp_dim,))
     self.up_proj = proj("up", (d_model,), (mlp_dim,))

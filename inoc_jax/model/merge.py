@@ -1,8 +1,9 @@
 """Fold LoRA adapters into their base kernels (for export and fast sampling).
 
-W' = W + scale * A @ B, per adapted projection (see `Projection.merged_kernel`).
-The result has exactly the tree of the same model built without LoRA, so it
-loads into a plain `Transformer` and exports like any base checkpoint.
+W' = W + scale * A @ B, per adapted projection (see `Projection.merged_kernel`); a
+quantised base kernel is dequantised first. The result has exactly the tree of the
+same model built without LoRA or quantisation, so it loads into a plain
+`Transformer` and exports like any base checkpoint.
 """
 
 from __future__ import annotations
@@ -13,9 +14,10 @@ import jax
 from flax import nnx
 
 from inoc_jax.model.layers import Projection
+from inoc_jax.model.quantization import QuantizedWeight
 
-# Base weights: every nnx.Param except LoRA adapters (LoRAParam subclasses Param).
-BASE_WEIGHTS = nnx.All(nnx.Param, nnx.Not(nnx.LoRAParam))
+# Base weights: every nnx.Param except LoRA adapters (LoRAParam subclasses Param), and quantised kernels.
+BASE_WEIGHTS = nnx.Any(nnx.All(nnx.Param, nnx.Not(nnx.LoRAParam)), QuantizedWeight)
 
 
 def merge_lora(graphdef: nnx.GraphDef, *states: Any) -> nnx.State:
@@ -30,8 +32,8 @@ def merge_lora(graphdef: nnx.GraphDef, *states: Any) -> nnx.State:
   """
   model = nnx.merge(graphdef, *states, copy=True)  # never write into the caller's Variables
   for _, module in nnx.iter_modules(model):
-    if isinstance(module, Projection) and module.lora is not None:
-      module.kernel[...] = module.merged_kernel()
+    if isinstance(module, Projection) and (module.lora is not None or module.quant is not None):
+      module.fold_into_plain_kernel()
   return nnx.state(model, BASE_WEIGHTS)
 
 

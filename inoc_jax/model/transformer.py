@@ -12,6 +12,7 @@ Parameter tree (the names the sharding rules and checkpoint key maps use):
   layers/{i}/post_mlp_norm/scale           [d_model]                    (post_norms)
   layers/{i}/mlp/{gate,up}_proj/kernel     [d_model, mlp_dim]
   layers/{i}/mlp/down_proj/kernel          [mlp_dim, d_model]
+  (a quantised base, model/quantization.py: each block kernel as `kernel` codes + `kernel_scale`)
   final_norm/scale                         [d_model]
   lm_head/kernel                           [d_model, vocab]   (untied models only)
 
@@ -31,6 +32,7 @@ from inoc_jax.model.attention import Attention, LayerCache
 from inoc_jax.model.config import ModelConfig
 from inoc_jax.model.layers import Embedder, GatedMLP, Projection, RMSNorm, vocab_parallel_logits
 from inoc_jax.model.lora import LoraConfig
+from inoc_jax.model.quantization import QuantConfig
 from inoc_jax.sharding.activations import constrain
 
 REMAT_POLICIES = {
@@ -71,15 +73,15 @@ class Block(nnx.Module):
   """
 
   def __init__(self, cfg: ModelConfig, *, lora, dtype, param_dtype, rngs: nnx.Rngs, layer: int = 0,
-               attention_impl: str = "xla"):
+               attention_impl: str = "xla", quant: QuantConfig | None = None):
     norm = lambda: RMSNorm(cfg.d_model, eps=cfg.norm_eps, plus_one=cfg.norm_plus_one, param_dtype=param_dtype)
     self.attn_norm = norm()
     self.attn = Attention(cfg, lora=lora, dtype=dtype, param_dtype=param_dtype, rngs=rngs, layer=layer,
-                          impl=attention_impl)
+                          impl=attention_impl, quant=quant)
     self.post_attn_norm = norm() if cfg.post_norms else None
     self.mlp_norm = norm()
     self.mlp = GatedMLP(cfg.d_model, cfg.mlp_dim, activation=cfg.activation, lora=lora, dtype=dtype,
-                        param_dtype=param_dtype, rngs=rngs)
+                        param_dtype=param_dtype, rngs=rngs, quant=quant)
     self.post_mlp_norm = norm() if cfg.post_norms else None
 
   def __call__(self, x, positions, segment_ids, layer_cache, cache_segment_ids, cache_positions,
@@ -135,17 +137,20 @@ class Transformer(nnx.Module):
     dtype: compute dtype (activations, matmuls); params stay in `param_dtype`.
     remat: key of REMAT_POLICIES, rematerialisation of each block in training.
     attention_impl: kernel of uncached attention, 'xla' | 'splash' | 'cudnn' (fused_attention.resolve_impl).
+    quant: store the blocks' frozen kernels quantised (LoRA only); embeddings, norms and the head stay in
+      `param_dtype`.
   """
 
   def __init__(self, cfg: ModelConfig, *, lora: LoraConfig | None = None, dtype=jnp.float32,
-               param_dtype=jnp.float32, remat: str = "none", attention_impl: str = "xla", rngs: nnx.Rngs):
+               param_dtype=jnp.float32, remat: str = "none", attention_impl: str = "xla",
+               quant: QuantConfig | None = None, rngs: nnx.Rngs):
     if remat not in REMAT_POLICIES:
       raise ConfigError(f"Unknown remat policy {remat!r}; choose one of {', '.join(REMAT_POLICIES)}.")
     self.cfg, self.lora, self.dtype, self.remat = cfg, lora, dtype, remat
     self.embedder = Embedder(cfg.vocab_size, cfg.d_model, scale_by_sqrt_dim=cfg.embed_scale, dtype=dtype,
                              param_dtype=param_dtype, rngs=rngs)
     self.layers = nnx.List([Block(cfg, lora=lora, dtype=dtype, param_dtype=param_dtype, rngs=rngs, layer=i,
-                                  attention_impl=attention_impl) for i in range(cfg.num_layers)])
+                                  attention_impl=attention_impl, quant=quant) for i in range(cfg.num_layers)])
     self.final_norm = RMSNorm(cfg.d_model, eps=cfg.norm_eps, plus_one=cfg.norm_plus_one,
                               param_dtype=param_dtype)
     self.lm_head = None if cfg.tie_embeddings else Projection(

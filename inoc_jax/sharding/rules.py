@@ -7,7 +7,8 @@ mirrors them (Adam's mu/nu paths end in the parameter path).
 
 A mesh axis that does not divide the dimension it would shard is dropped for
 that dimension (the dimension is replicated) instead of failing: e.g. Gemma's
-single KV head stays replicated under tensor parallelism.
+single KV head stays replicated under tensor parallelism. A quantised kernel's
+codes and scales (`kernel`, `kernel_scale`) keep the kernel's rank and rule.
 """
 
 from __future__ import annotations
@@ -21,17 +22,17 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 # (path regex, PartitionSpec over the array's own dimensions)
 PARAM_RULES: tuple[tuple[str, P], ...] = (
     (r"embedder/embedding$", P("tensor", "fsdp")),               # [vocab, d_model]
-    (r"attn/[qkv]_proj/kernel$", P("fsdp", "tensor", None)),     # [d_model, heads, head_dim]
+    (r"attn/[qkv]_proj/kernel(_scale)?$", P("fsdp", "tensor", None)),  # [d_model, heads, head_dim]
     (r"attn/[qkv]_proj/bias$", P("tensor", None)),               # [heads, head_dim]
     (r"attn/[qkv]_proj/lora_a$", P("fsdp", None)),               # [d_model, r]
     (r"attn/[qkv]_proj/lora_b$", P(None, "tensor", None)),       # [r, heads, head_dim]
-    (r"attn/o_proj/kernel$", P("tensor", None, "fsdp")),         # [heads, head_dim, d_model]
+    (r"attn/o_proj/kernel(_scale)?$", P("tensor", None, "fsdp")),  # [heads, head_dim, d_model]
     (r"attn/o_proj/lora_a$", P("tensor", None, None)),           # [heads, head_dim, r]
     (r"attn/o_proj/lora_b$", P(None, "fsdp")),                   # [r, d_model]
-    (r"mlp/(gate|up)_proj/kernel$", P("fsdp", "tensor")),        # [d_model, mlp_dim]
+    (r"mlp/(gate|up)_proj/kernel(_scale)?$", P("fsdp", "tensor")),  # [d_model, mlp_dim]
     (r"mlp/(gate|up)_proj/lora_a$", P("fsdp", None)),            # [d_model, r]
     (r"mlp/(gate|up)_proj/lora_b$", P(None, "tensor")),          # [r, mlp_dim]
-    (r"mlp/down_proj/kernel$", P("tensor", "fsdp")),             # [mlp_dim, d_model]
+    (r"mlp/down_proj/kernel(_scale)?$", P("tensor", "fsdp")),  # [mlp_dim, d_model]
     (r"mlp/down_proj/lora_a$", P("tensor", None)),               # [mlp_dim, r]
     (r"mlp/down_proj/lora_b$", P(None, "fsdp")),                 # [r, d_model]
     (r"lm_head/kernel$", P(None, ("tensor", "fsdp"))),           # [d_model, vocab]: vocab-parallel head

@@ -20,6 +20,7 @@ from flax import nnx
 from jax.sharding import Mesh
 
 from inoc_jax.model.build import ModelSpec
+from inoc_jax.model.config import ModelConfig, count_params
 from inoc_jax.model.layers import redraw_adapters
 from inoc_jax.sharding import rules
 
@@ -119,3 +120,13 @@ def init_frozen(spec: ModelSpec, mesh: Mesh, seed: int) -> Any:
 
 def param_count(tree: Any) -> int:
   return sum(int(x.size) for x in jax.tree_util.tree_leaves(tree))
+
+
+def total_param_count(state: TrainState, arch: ModelConfig) -> int:
+  """Weights of the model `state` trains: the architecture's, plus adapters when the base is frozen.
+
+  Counted from the architecture, not the frozen tree, whose quantised kernels hold two NF4 codes per
+  element and carry scales beside them.
+  """
+  frozen_base = bool(jax.tree_util.tree_leaves(state.frozen))
+  return count_params(arch) + (param_count(state.params) if frozen_base else 0)

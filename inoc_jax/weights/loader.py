@@ -8,7 +8,7 @@ are read once and reused), so the full model never sits on one host or device.
 from __future__ import annotations
 
 import logging
-from typing import Any, Protocol, Sequence
+from typing import Any, Iterator, Protocol, Sequence
 
 import jax
 import numpy as np
@@ -46,11 +46,22 @@ def load_params(source: TensorSource, key_map: KeyMap, abstract: Any, shardings:
     CheckpointError: a parameter has no stored tensor, a stored tensor has no
       parameter, or shapes disagree (naming the tensor and both shapes).
   """
+  treedef = jax.tree_util.tree_structure(abstract)
+  return jax.tree_util.tree_unflatten(treedef, [a for _, a in iter_params(source, key_map, abstract, shardings,
+                                                                          where)])
+
+
+def iter_params(source: TensorSource, key_map: KeyMap, abstract: Any, shardings: Any, where: str
+                ) -> Iterator[tuple[str, jax.Array]]:
+  """(parameter path, loaded array) for every leaf of `abstract` in tree order, each read when asked for.
+
+  Everything is checked before the first read (see `load_params`), so a mismatch never costs a load.
+  """
   planned, unmatched = key_map.plan(source.names())
   if unmatched:
     raise CheckpointError(f"{where} has tensors the model cannot use ({', '.join(sorted(unmatched)[:5])}); the "
                           "architecture has a feature inoc_jax does not implement or the key map is incomplete.")
-  leaves, treedef = jax.tree_util.tree_flatten_with_path(abstract)
+  leaves = jax.tree_util.tree_flatten_with_path(abstract)[0]
   paths = [path_to_str(p) for p, _ in leaves]
   missing = [p for p in paths if p not in planned]
   if missing:
@@ -70,7 +81,6 @@ def load_params(source: TensorSource, key_map: KeyMap, abstract: Any, shardings:
                             f"(model shape {tuple(leaf.shape)}); the model config does not match the weights.")
 
   flat_shardings = jax.tree_util.tree_leaves(shardings, is_leaf=lambda x: isinstance(x, jax.sharding.Sharding))
-  arrays = []
   for path, (_, leaf), sharding in zip(paths, leaves, flat_shardings):
     name, layout = planned[path]
     cache: dict[tuple, np.ndarray] = {}
@@ -82,5 +92,4 @@ def load_params(source: TensorSource, key_map: KeyMap, abstract: Any, shardings:
         cache[key] = np.asarray(layout.to_block(stored, leaf.shape, index), dtype=leaf.dtype)
       return cache[key]
 
-    arrays.append(jax.make_array_from_callback(tuple(leaf.shape), sharding, read_block))
-  return jax.tree_util.tree_unflatten(treedef, arrays)
+    yield path, jax.make_array_from_callback(tuple(leaf.shape), sharding, read_block)

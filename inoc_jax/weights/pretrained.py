@@ -26,6 +26,7 @@ from inoc_jax.weights.gguf_import import GGUFSource
 from inoc_jax.weights.hf_import import SafetensorsSource
 from inoc_jax.weights.key_maps import GGUF_KEY_MAPS, HF_KEY_MAPS, KeyMap
 from inoc_jax.weights.loader import load_params
+from inoc_jax.weights.quantized_load import load_quantized
 
 log = logging.getLogger("inoc_jax")
 
@@ -47,7 +48,14 @@ class Pretrained:
     return maps[self.model_config.family]
 
   def load(self, spec, mesh: Mesh) -> Any:
-    """Base weights (every nnx.Param but LoRA) of `spec`'s model, each placed on its sharding."""
+    """Base weights (every nnx.Param but LoRA, quantised kernels) of `spec`'s model, each on its sharding."""
+    if spec.quant is not None:
+      start = time.time()
+      with _open_tensors(self.source) as tensors:
+        params = load_quantized(tensors, self.key_map, spec, mesh, where=self.source.path)
+      log.info("loaded %s weights from %s into a %s base in %.1fs", self.source.name, self.source.path,
+               spec.quant.kind, time.time() - start)
+      return params
     abstract, shardings = build.base_param_shardings(spec, mesh)
     return self.load_into(abstract, shardings)
 
