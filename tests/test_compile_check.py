@@ -69,6 +69,19 @@ def test_a_tpu_target_compiles_the_splash_kernel_a_cpu_target_the_xla_path(tmp_p
           < reports["--hbm_gib=16"]["compiled_bytes"]["temporaries"])
 
 
+def test_an_nf4_base_shards_its_codes_and_scales_by_the_kernels_rules(tmp_path):
+  """QLoRA under FSDP: every code and scale leaf is split like its kernel (--strict: no rule falls back), the
+  frozen state shrinks, and the parameter count is still the architecture's."""
+  args = ["--mesh=data:1,fsdp:2,tensor:1", "--config.data.global_batch_size=4", "--config.lora.enabled=True",
+          "--strict"]
+  dense_proc, dense = _compile_check(tmp_path, *args)
+  proc, nf4 = _compile_check(tmp_path, *args, "--config.model.base_quant=nf4", "--config.model.quant_block_size=16")
+  assert dense_proc.returncode == 0 and proc.returncode == 0, proc.stderr[-3000:]
+  assert nf4["rule_fallbacks"] == [] and nf4["params"] == dense["params"]
+  assert nf4["arithmetic_bytes"]["params"] < 0.6 * dense["arithmetic_bytes"]["params"]
+  assert nf4["compiled_bytes"]["state"] < dense["compiled_bytes"]["state"]
+
+
 def test_batch_not_divisible_by_data_parallel_size_is_one_sentence(tmp_path):
   proc, report = _compile_check(tmp_path, "--mesh=fsdp:4", "--config.data.global_batch_size=6")
   assert proc.returncode == 2 and report is None

@@ -23,7 +23,9 @@ from inoc_jax.model.layers import Projection
 from inoc_jax.model.lora import LoraConfig
 from inoc_jax.model.merge import merge_lora
 from inoc_jax.model.quantization import QuantConfig, dequantize, nf4_levels, quantize
+from inoc_jax.sharding import rules
 from inoc_jax.sharding.mesh import make_mesh
+from inoc_jax.sharding.rules import path_to_str
 from inoc_jax.training.optimizer import make_optimizer
 from inoc_jax.training.train_state import (abstract_train_state, init_train_state, param_count,
                                            total_param_count)
@@ -145,6 +147,16 @@ def test_frozen_bytes_per_block_weight_and_parameter_counts():
   for state in (dense, int8, nf4):
     assert total_param_count(state, arch) == param_count(dense.params) + param_count(dense.frozen)
     assert tree_bytes(state.params) == tree_bytes(dense.params)
+
+
+def test_codes_and_scales_follow_their_kernels_sharding_rule():
+  frozen = _abstract_state(_config("model.base_quant=nf4")).frozen
+  paths = [path_to_str(p) for p, _ in jax.tree_util.tree_flatten_with_path(frozen)[0]]
+  scales = [p for p in paths if p.endswith("/kernel_scale")]
+  assert len(scales) == 7 * get_preset("organism").num_layers
+  for path in scales:
+    kernel = path.removesuffix("_scale")
+    assert kernel in paths and rules.spec_for(path) == rules.spec_for(kernel) != rules.spec_for("no/such/leaf")
 
 
 def test_pretrained_weights_are_quantised_leaf_by_leaf_like_the_dense_load():

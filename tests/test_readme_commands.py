@@ -104,6 +104,9 @@ RUN_ELSEWHERE = {
     "python -m inoc_jax.sweep --config=configs/conversations.py:example":
         "by hand (3 seeds x 2 arms, numbers in the README); its data and scorers: tests/test_conversations.py",
     "python -m inoc_jax.report /tmp/conversations": "by hand after that sweep; tests/test_report.py",
+    "python -m inoc_jax.compile_check --config=configs/reward_hacking.py:paper_ip --config.model.preset=qwen2.5-32b":
+        "by hand (9 min of compile on 2 cores; numbers in BUILD_NOTES); the same flags on a tiny model: "
+        "tests/test_compile_check.py::test_an_nf4_base_shards_its_codes_and_scales_by_the_kernels_rules",
     "python bench/train.py": "tests/test_bench.py (--skip_hf, tiny preset)",
     "python bench/decode.py": "tests/test_bench_decode.py, tests/test_bench.py",
     "bash bench/accelerator.sh": "tests/test_bench.py::test_accelerator_script_runs_on_cpu_with_a_tiny_override",
