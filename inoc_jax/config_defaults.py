@@ -28,8 +28,10 @@ def base_config(setting: str = "") -> ml_collections.ConfigDict:
   c.model.quant_block_size = 64  # nf4: weights per float32 absmax along a kernel's last input axis
   c.model.remat = "none"         # none | full | dots | dots_no_batch (rematerialise each block)
   c.model.attention_impl = "auto"  # training attention: auto | xla | splash (Pallas, TPU; interpret mode
-                                   # elsewhere) | cudnn (GPU, unpacked rows); auto = splash on TPU, cudnn on
-                                   # GPU where the rows allow, else xla. Sampling always uses xla
+                                   # elsewhere) | cudnn (GPU, unpacked rows) | flash (Pallas Triton, GPU;
+                                   # packed rows, no window / soft-cap; interpret mode elsewhere); auto =
+                                   # splash on TPU, cudnn or flash on GPU where the rows allow, else xla.
+                                   # Sampling always uses xla
 
   c.lora = ml_collections.ConfigDict()
   c.lora.enabled = False         # False = full fine-tuning

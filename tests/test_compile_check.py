@@ -54,14 +54,18 @@ def test_tiny_model_compiles_with_sharded_state(tmp_path):
 
 
 def test_a_tpu_target_compiles_the_splash_kernel_a_cpu_target_the_xla_path(tmp_path):
-  """`auto` attention is chosen for the target's platform; on TPU the splash kernel holds no [heads, seq, seq]
-  scores, so with 512-token rows and no remat its temporaries are smaller than the XLA path's."""
+  """`auto` attention is chosen for the target's platform (a GPU's flash kernel for packed rows is compiled as
+  XLA); on TPU the splash kernel holds no [heads, seq, seq] scores, so with 512-token rows and no remat its
+  temporaries are smaller than the XLA path's."""
   args = ["--mesh=data:2,fsdp:1,tensor:1", "--config.data.global_batch_size=4", "--config.data.seq_len=512"]
   reports, stdout = {}, {}
-  for target in ("--accelerator=v5e", "--hbm_gib=16"):
-    proc, reports[target] = _compile_check(tmp_path, *args, target)
+  for target in ("--accelerator=v5e", "--hbm_gib=16", "--accelerator=h100"):
+    extra = ["--config.data.packing=True"] if target == "--accelerator=h100" else []
+    proc, reports[target] = _compile_check(tmp_path, *args, *extra, target)
     assert proc.returncode == 0, proc.stderr[-3000:]
     stdout[target] = proc.stdout
+  assert reports["--accelerator=h100"]["attention"] == "flash"  # packed rows on a GPU
+  assert "flash (compiled here as xla" in stdout["--accelerator=h100"]
   assert reports["--accelerator=v5e"]["attention"] == "splash"
   assert "attention splash (the Pallas kernel in interpret mode on CPU)" in stdout["--accelerator=v5e"]
   assert reports["--hbm_gib=16"]["attention"] == "xla"

@@ -1,5 +1,5 @@
-"""Fused attention (model.attention_impl): the splash kernel, run in Pallas interpret mode on CPU, and the
-cuDNN call's arguments agree with attention.py's mask rule on training rows; forward and gradients."""
+"""Fused attention (model.attention_impl): the splash and GPU flash kernels, run in Pallas interpret mode on CPU,
+and the cuDNN call's arguments agree with attention.py's mask rule on training rows; forward and gradients."""
 
 import jax
 import jax.numpy as jnp
@@ -11,7 +11,7 @@ from inoc_jax import config_lib
 from inoc_jax.errors import ConfigError
 from inoc_jax.model.attention import attention_mask, softcapped_attention
 from inoc_jax.model.config import get_preset
-from inoc_jax.model.fused_attention import cudnn_attention, resolve_impl, splash_attention
+from inoc_jax.model.fused_attention import cudnn_attention, flash_attention, resolve_impl, splash_attention
 from inoc_jax.model.lora import LoraConfig
 from inoc_jax.model.transformer import Transformer
 from tests.conftest import run_python
@@ -76,6 +76,19 @@ def test_splash_interpret_matches_the_xla_mask_forward_and_backward(packed, wind
   assert float(jnp.abs(got_grads[1]).max()) > 0
 
 
+@pytest.mark.parametrize("packed", [True, False], ids=["packed", "unpacked"])
+def test_gpu_flash_interpret_matches_the_xla_mask_forward_and_backward(packed):
+  segments, positions = _rows(packed)
+  scale = D ** -0.5
+  want, want_grads = _value_and_grads(
+      lambda q, k, v: _reference(q, k, v, segments, positions, scale, None, None), segments)
+  got, got_grads = _value_and_grads(
+      lambda q, k, v: flash_attention(q, k, v, jnp.asarray(segments), scale=scale, interpret=True), segments)
+  np.testing.assert_allclose(got, want, atol=2e-5, rtol=1e-5)
+  for name, g, w in zip("qkv", got_grads, want_grads):
+    np.testing.assert_allclose(g, w, atol=5e-5, rtol=1e-4, err_msg=name)
+
+
 @pytest.mark.parametrize("window", [None, 24])
 def test_cudnn_arguments_give_the_xla_mask_on_unpacked_rows(window):
   """On a GPU the same call runs cuDNN; here JAX's XLA lowering of it shows the arguments mean our mask."""
@@ -91,14 +104,18 @@ def test_cudnn_arguments_give_the_xla_mask_on_unpacked_rows(window):
     np.testing.assert_allclose(g, w, atol=5e-5, rtol=1e-4)
 
 
-def test_the_model_with_splash_matches_xla_on_a_packed_batch():
-  """Through Transformer -> Block -> Attention with LoRA: logits and adapter gradients agree (tiny-gemma2:
-  GQA, soft-cap, one sliding-window layer)."""
-  arch = get_preset("tiny-gemma2").replace(sliding_window=24)
+@pytest.mark.parametrize("impl, preset", [("splash", "tiny-gemma2"), ("flash", "tiny-mistral")])
+def test_the_model_with_a_fused_kernel_matches_xla_on_a_packed_batch(impl, preset):
+  """Through Transformer -> Block -> Attention with LoRA: logits and adapter gradients agree (tiny-gemma2: GQA,
+  soft-cap, a sliding-window layer, splash; tiny-mistral: GQA, flash, and one window layer that flash leaves to
+  XLA)."""
+  arch = get_preset(preset).replace(sliding_window=24)
+  if impl == "flash":
+    arch = arch.replace(layer_types=("full", "sliding"))
   segments, positions = _rows(packed=True)
   tokens = np.random.default_rng(0).integers(1, arch.vocab_size, (B, T)).astype(np.int32)
   results = []
-  for impl in ("xla", "splash"):
+  for impl in ("xla", impl):
     model = Transformer(arch, lora=LoraConfig(rank=4), attention_impl=impl, rngs=nnx.Rngs(0))
     graphdef, adapters, rest = nnx.split(model, nnx.LoRAParam, ...)
 
@@ -146,17 +163,23 @@ def test_resolve_impl_picks_by_platform_and_refuses_what_cannot_run():
   kw = dict(seq_len=256, packing=True, softcap=None)
   assert resolve_impl("auto", platform="tpu", **kw) == "splash"
   assert resolve_impl("auto", platform="cpu", **kw) == "xla"
-  assert resolve_impl("auto", platform="gpu", **kw) == "xla"  # packed rows: cuDNN takes no segment ids
+  assert resolve_impl("auto", platform="gpu", **kw) == "flash"  # packed rows: cuDNN takes no segment ids
+  assert resolve_impl("auto", platform="gpu", seq_len=200, packing=True, softcap=None) == "xla"
   assert resolve_impl("auto", platform="gpu", seq_len=256, packing=False, softcap=None) == "cudnn"
   assert resolve_impl("auto", platform="gpu", seq_len=256, packing=False, softcap=50.0) == "xla"
+  assert resolve_impl("auto", platform="gpu", seq_len=256, packing=True, softcap=50.0) == "xla"
+  assert resolve_impl("flash", platform="cpu", **kw) == "flash"  # interpret mode
   assert resolve_impl("auto", platform="tpu", seq_len=200, packing=True, softcap=None) == "xla"
   assert resolve_impl("splash", platform="cpu", **kw) == "splash"  # interpret mode
   for name, platform, seq_len, packing, words in [("splash", "tpu", 200, True, "multiple of 128"),
                                                   ("cudnn", "cpu", 256, False, "needs a GPU"),
                                                   ("cudnn", "gpu", 256, True, "packed rows"),
-                                                  ("flash", "gpu", 256, False, "must be one of")]:
+                                                  ("flash", "gpu", 200, True, "multiple of 128"),
+                                                  ("triton", "gpu", 256, False, "must be one of")]:
     with pytest.raises(ConfigError, match=words):
       resolve_impl(name, platform=platform, seq_len=seq_len, packing=packing, softcap=None)
+  with pytest.raises(ConfigError, match="flash has no logit soft-cap"):
+    resolve_impl("flash", platform="gpu", seq_len=256, packing=True, softcap=50.0)
 
 
 def test_config_validation_names_a_bad_attention_impl():

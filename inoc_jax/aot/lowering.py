@@ -42,7 +42,8 @@ class AbstractStep:
     batch: dict of [global_batch, seq_len] int32 ShapeDtypeStructs with the batch sharding.
     arch: the model architecture.
     attention: the target's attention kernel; 'splash' is compiled in Pallas interpret mode on CPU, a GPU
-      target's 'cudnn' as 'xla' (CPU cannot lower cuDNN, so the memory is the XLA path's, an upper bound).
+      target's 'cudnn' and 'flash' as 'xla' (CPU cannot lower cuDNN or Triton, so the memory is the XLA path's,
+      an upper bound).
   """
 
   step: TrainStep
@@ -56,7 +57,7 @@ def abstract_step(config: ml_collections.ConfigDict, mesh: Mesh, platform: str |
   """The step `inoc_jax.train` would run on `platform` ('tpu', 'gpu', 'cpu'; default this process's)."""
   arch = model_config.get_preset(config.model.preset)
   attention = build.attention_impl(config, arch, platform)
-  spec = build.training_spec(config, arch, attention="xla" if attention == "cudnn" else attention)
+  spec = build.training_spec(config, arch, attention="xla" if attention in ("cudnn", "flash") else attention)
   tx, schedule = make_optimizer(config.optim, config.train.num_steps or _SCHEDULE_STEPS_WHEN_UNSET)
   graphdef, state, shardings = abstract_train_state(spec, tx, mesh, config.seed)
   step = TrainStep(graphdef, tx, schedule, StepOptions.from_config(config), mesh, shardings)

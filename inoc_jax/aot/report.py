@@ -15,7 +15,8 @@ ACCELERATOR_HBM_GIB = {
 
 
 _ATTENTION_NOTES = {"splash": " (the Pallas kernel in interpret mode on CPU)",
-                    "cudnn": " (compiled here as xla: CPU cannot lower cuDNN; memory an upper bound)"}
+                    "cudnn": " (compiled here as xla: CPU cannot lower cuDNN; memory an upper bound)",
+                    "flash": " (compiled here as xla: CPU cannot lower Triton; memory an upper bound)"}
 
 
 def build_report(*, config, mesh_shape: dict[str, int], num_devices: int, compiled: CompiledMemory,

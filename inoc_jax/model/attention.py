@@ -17,7 +17,7 @@ import jax.numpy as jnp
 from flax import nnx
 
 from inoc_jax.model.config import ModelConfig, rope_inverse_frequencies
-from inoc_jax.model.fused_attention import fused_attention
+from inoc_jax.model.fused_attention import fused_attention, layer_impl
 from inoc_jax.model.layers import Projection, RMSNorm
 from inoc_jax.model.lora import LoraConfig
 from inoc_jax.model.quantization import QuantConfig
@@ -79,7 +79,7 @@ def softcapped_attention(q: jax.Array, k: jax.Array, v: jax.Array, mask: jax.Arr
 class Attention(nnx.Module):
   """Multi-head / grouped-query / multi-query self-attention.
 
-  `impl` ('xla', 'splash', 'cudnn'; see fused_attention.py) picks the kernel of
+  `impl` ('xla', 'splash', 'cudnn', 'flash'; see fused_attention.py) picks the kernel of
   uncached calls (training rows); cached prefill and decode always use XLA.
   """
 
@@ -105,7 +105,7 @@ class Attention(nnx.Module):
     self.window = cfg.layer_window(layer)
     self.softcap = cfg.attn_logit_softcap
     self.dtype = dtype
-    self.impl = impl
+    self.impl = layer_impl(impl, self.window)
 
   def __call__(self, x: jax.Array, positions: jax.Array, segment_ids: jax.Array, *,
                cache: LayerCache | None = None, cache_segment_ids: jax.Array | None = None,

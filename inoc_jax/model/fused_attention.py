@@ -1,4 +1,4 @@
-"""Fused attention for training rows: Pallas splash attention (TPU) and cuDNN (GPU).
+"""Fused attention for training rows: Pallas splash attention (TPU), cuDNN and Pallas flash (GPU).
 
 The XLA path in attention.py materialises the [batch, heads, seq, seq] scores
 (~6 GiB of temporaries per 2,048-token Qwen2-7B row), which is why the paper's
@@ -19,6 +19,11 @@ path.
 - cudnn: `jax.nn.dot_product_attention(implementation='cudnn')` takes causal +
   per-row lengths (+ a window), not segment ids, so only unpacked rows (one
   example per row, right padding) fit, and it has no soft-cap.
+- flash: the Pallas Triton flash-attention kernel of JAX
+  (`jax.experimental.pallas.ops.gpu.attention.mha`): causal plus the packing
+  segment ids, so packed rows fit; no window and no soft-cap, so a sliding-window
+  layer takes the XLA path (`layer_impl`). KV heads are repeated to the query
+  heads. Off GPU it runs in Pallas interpret mode: exact, slow, for tests.
 """
 
 from __future__ import annotations
@@ -27,6 +32,7 @@ import math
 
 import jax
 import jax.numpy as jnp
+from jax.experimental.pallas.ops.gpu import attention as gpu_flash
 from jax.experimental.pallas.ops.tpu.splash_attention import splash_attention_kernel as splash
 from jax.experimental.pallas.ops.tpu.splash_attention import splash_attention_mask as splash_mask
 from jax.sharding import PartitionSpec as P
@@ -35,33 +41,44 @@ from inoc_jax.errors import ConfigError
 from inoc_jax.sharding.mesh import BATCH_AXES, MESH_AXES
 from inoc_jax.sharding.rules import fit_spec
 
-IMPLS = ("auto", "xla", "splash", "cudnn")
-SPLASH_BLOCK = 128  # the TPU kernel's tile: the sequence length must be a multiple of it
+IMPLS = ("auto", "xla", "splash", "cudnn", "flash")
+SPLASH_BLOCK = 128  # the TPU kernel's tile: the sequence length must be a multiple of it (the GPU flash one's too)
 
 
 def resolve_impl(name: str, *, platform: str, seq_len: int, packing: bool, softcap: float | None) -> str:
-  """The kernel a training run uses: 'xla', 'splash' or 'cudnn' (see `model.attention_impl`).
+  """The kernel a training run uses: 'xla', 'splash', 'cudnn' or 'flash' (see `model.attention_impl`).
 
-  'auto' picks splash on TPU when the rows tile into 128-token blocks, cuDNN on
-  GPU for unpacked rows without soft-capping, and the XLA path otherwise. An
-  explicit choice that cannot work is a ConfigError saying why.
+  'auto' picks splash on TPU when the rows tile into 128-token blocks; on GPU,
+  for a model without soft-capping, cuDNN for unpacked rows and flash for packed
+  rows that tile into 128-token blocks; the XLA path otherwise. An explicit
+  choice that cannot work is a ConfigError saying why.
   """
   if name not in IMPLS:
     raise ConfigError(f"model.attention_impl must be one of {', '.join(IMPLS)}, got {name!r}.")
-  splash_fits = seq_len % SPLASH_BLOCK == 0
+  tiles = seq_len % SPLASH_BLOCK == 0
   cudnn_fits = platform == "gpu" and not packing and softcap is None
   if name == "auto":
-    if platform == "tpu" and splash_fits:
+    if platform == "tpu" and tiles:
       return "splash"
-    return "cudnn" if cudnn_fits else "xla"
-  if name == "splash" and not splash_fits:
-    raise ConfigError(f"model.attention_impl=splash needs data.seq_len to be a multiple of {SPLASH_BLOCK} "
+    if platform == "gpu" and softcap is None and (not packing or tiles):
+      return "cudnn" if not packing else "flash"
+    return "xla"
+  if name in ("splash", "flash") and not tiles:
+    raise ConfigError(f"model.attention_impl={name} needs data.seq_len to be a multiple of {SPLASH_BLOCK} "
                       f"(got {seq_len}); change the length or use attention_impl=xla.")
+  if name == "flash" and softcap is not None:
+    raise ConfigError("model.attention_impl=flash has no logit soft-cap (this model uses one); use "
+                      "attention_impl=auto or xla.")
   if name == "cudnn" and not cudnn_fits:
     why = ("it needs a GPU" if platform != "gpu" else "it takes no segment ids, so packed rows do not fit"
            if packing else "it has no logit soft-cap (this model uses one)")
     raise ConfigError(f"model.attention_impl=cudnn cannot run here: {why}; use attention_impl=auto or xla.")
   return name
+
+
+def layer_impl(impl: str, window: int | None) -> str:
+  """The kernel of one layer: flash has no sliding window, so a window layer of a flash run uses XLA."""
+  return "xla" if impl == "flash" and window is not None else impl
 
 
 def _block(seq_len: int) -> int:
@@ -126,9 +143,24 @@ def cudnn_attention(q: jax.Array, k: jax.Array, v: jax.Array, segment_ids: jax.A
       implementation=implementation)
 
 
+def flash_attention(q: jax.Array, k: jax.Array, v: jax.Array, segment_ids: jax.Array, *, scale: float,
+                    interpret: bool | None = None) -> jax.Array:
+  """Causal attention of training rows (packed or not) through JAX's Pallas Triton flash kernel.
+
+  Shapes as `splash_attention`; `interpret` defaults to on off GPU. Padding
+  (segment 0) attends to padding: garbage the caller zeroes, as for splash.
+  """
+  group = q.shape[2] // k.shape[2]
+  keys, values = (jnp.repeat(x.astype(q.dtype), group, axis=2) for x in (k, v))
+  if interpret is None:
+    interpret = jax.default_backend() != "gpu"
+  return gpu_flash.mha(q, keys, values, segment_ids.astype(jnp.int32), sm_scale=scale, causal=True,
+                       interpret=interpret)
+
+
 def fused_attention(impl: str, q: jax.Array, k: jax.Array, v: jax.Array, segment_ids: jax.Array, *,
                     scale: float, window: int | None, softcap: float | None) -> jax.Array:
-  """`splash_attention` or `cudnn_attention`, per device when a training mesh is in context.
+  """`splash_attention`, `cudnn_attention` or `flash_attention`, per device when a training mesh is in context.
 
   A Pallas or cuDNN call is opaque to GSPMD, so under the ('data', 'fsdp',
   'tensor') mesh it runs inside `shard_map`: rows split like the batch, heads
@@ -139,6 +171,10 @@ def fused_attention(impl: str, q: jax.Array, k: jax.Array, v: jax.Array, segment
     fn = lambda q, k, v, s: splash_attention(q, k, v, s, scale=scale, window=window, softcap=softcap)
   elif impl == "cudnn":
     fn = lambda q, k, v, s: cudnn_attention(q, k, v, s, scale=scale, window=window)
+  elif impl == "flash":
+    if window is not None or softcap is not None:
+      raise ValueError("flash attention takes no window or soft-cap; layer_impl sends such layers to XLA")
+    fn = lambda q, k, v, s: flash_attention(q, k, v, s, scale=scale)
   else:
     raise ValueError(f"fused_attention got impl {impl!r}")
   mesh = jax.sharding.get_abstract_mesh()
