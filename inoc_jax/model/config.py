@@ -16,7 +16,7 @@ from typing import Any, Mapping
 from inoc_jax.errors import ConfigError
 
 
-FAMILIES = ("llama", "mistral", "qwen2", "qwen3", "gemma", "gemma2", "gemma3")
+FAMILIES = ("llama", "mistral", "qwen2", "qwen3", "gemma", "gemma2", "gemma3", "qwen3_moe")
 LAYER_TYPES = ("full", "sliding")
 
 
@@ -72,6 +72,10 @@ class ModelConfig:
       not precomputed, so this is only a validation bound).
     bos_token_id / eos_token_ids / pad_token_id: special ids of the matching
       tokenizer, kept here so checkpoints carry them.
+    num_experts: > 0 replaces every block's MLP by a mixture of this many gated
+      MLP experts of width `expert_mlp_dim` (Qwen3-MoE; model/moe.py), each token
+      routed to `experts_per_token` of them; `norm_top_k` renormalises the chosen
+      experts' router probabilities to sum to 1.
   """
 
   family: str = "llama"
@@ -102,6 +106,10 @@ class ModelConfig:
   bos_token_id: int | None = None
   eos_token_ids: tuple[int, ...] = ()
   pad_token_id: int | None = None
+  num_experts: int = 0
+  experts_per_token: int = 0
+  expert_mlp_dim: int = 0
+  norm_top_k: bool = True
 
   def __post_init__(self):
     problems = []
@@ -126,6 +134,9 @@ class ModelConfig:
       problems.append(f"sliding_window must be positive, got {self.sliding_window}")
     if self.rope_scaling is not None and self.rope_scaling.kind not in ("llama3", "linear"):
       problems.append(f"rope_scaling.kind must be 'llama3' or 'linear', not {self.rope_scaling.kind!r}")
+    if self.num_experts and not (0 < self.experts_per_token <= self.num_experts and self.expert_mlp_dim > 0):
+      problems.append(f"a mixture of {self.num_experts} experts needs 0 < experts_per_token <= num_experts "
+                      f"(got {self.experts_per_token}) and expert_mlp_dim > 0 (got {self.expert_mlp_dim})")
     if problems:
       raise ConfigError("Invalid model config: " + "; ".join(problems) + ".")
 
@@ -163,7 +174,7 @@ def count_params(cfg: ModelConfig) -> int:
     attn += h * (cfg.num_heads + 2 * cfg.num_kv_heads)
   if cfg.qk_norm:
     attn += 2 * h
-  mlp = 3 * d * cfg.mlp_dim
+  mlp = 3 * d * cfg.mlp_dim if not cfg.num_experts else cfg.num_experts * (d + 3 * d * cfg.expert_mlp_dim)
   block = attn + mlp + (4 if cfg.post_norms else 2) * d
   embed = cfg.vocab_size * d
   head = 0 if cfg.tie_embeddings else cfg.vocab_size * d
@@ -217,6 +228,10 @@ PRESETS: dict[str, ModelConfig] = {
     "tiny-qwen3": ModelConfig(family="qwen3", vocab_size=512, d_model=64, num_layers=2, num_heads=4,
                               num_kv_heads=2, head_dim=32, mlp_dim=128, qk_norm=True, tie_embeddings=True,
                               rope_theta=1000000.0, norm_eps=1e-6),
+    "tiny-qwen3moe": ModelConfig(family="qwen3_moe", vocab_size=512, d_model=64, num_layers=2, num_heads=4,
+                                 num_kv_heads=2, head_dim=16, mlp_dim=128, tie_embeddings=False, qk_norm=True,
+                                 norm_eps=1e-6, rope_theta=1000000.0, num_experts=4, experts_per_token=2,
+                                 expert_mlp_dim=32),
     "tiny-gemma2": ModelConfig(family="gemma2", vocab_size=512, d_model=64, num_layers=2, num_heads=4,
                                num_kv_heads=2, head_dim=32, mlp_dim=128, activation="gelu_tanh",
                                norm_plus_one=True, embed_scale=True, post_norms=True, attn_logit_softcap=50.0,

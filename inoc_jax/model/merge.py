@@ -14,6 +14,7 @@ import jax
 from flax import nnx
 
 from inoc_jax.model.layers import Projection
+from inoc_jax.model.moe import ExpertProjection
 from inoc_jax.model.quantization import QuantizedWeight
 
 # Base weights: every nnx.Param except LoRA adapters (LoRAParam subclasses Param), and quantised kernels.
@@ -34,6 +35,8 @@ def merge_lora(graphdef: nnx.GraphDef, *states: Any) -> nnx.State:
   for _, module in nnx.iter_modules(model):
     if isinstance(module, Projection) and (module.lora is not None or module.quant is not None):
       module.fold_into_plain_kernel()
+    elif isinstance(module, ExpertProjection) and module.lora is not None:
+      module.kernel[...] = module.merged_kernel()
   return nnx.state(model, BASE_WEIGHTS)
 
 

@@ -13,6 +13,8 @@ Parameter tree (the names the sharding rules and checkpoint key maps use):
   layers/{i}/mlp/{gate,up}_proj/kernel     [d_model, mlp_dim]
   layers/{i}/mlp/down_proj/kernel          [mlp_dim, d_model]
   (a quantised base, model/quantization.py: each block kernel as `kernel` codes + `kernel_scale`)
+  layers/{i}/mlp/router/kernel             [d_model, num_experts]            (MoE, model/moe.py, instead of
+  layers/{i}/mlp/experts/*_proj/kernel     [num_experts, in, out]             the gated MLP above)
   final_norm/scale                         [d_model]
   lm_head/kernel                           [d_model, vocab]   (untied models only)
 
@@ -32,6 +34,7 @@ from inoc_jax.model.attention import Attention, LayerCache
 from inoc_jax.model.config import ModelConfig
 from inoc_jax.model.layers import Embedder, GatedMLP, Projection, RMSNorm, vocab_parallel_logits
 from inoc_jax.model.lora import LoraConfig
+from inoc_jax.model.moe import MoEMLP
 from inoc_jax.model.quantization import QuantConfig
 from inoc_jax.sharding.activations import constrain
 
@@ -80,8 +83,11 @@ class Block(nnx.Module):
                           impl=attention_impl, quant=quant)
     self.post_attn_norm = norm() if cfg.post_norms else None
     self.mlp_norm = norm()
-    self.mlp = GatedMLP(cfg.d_model, cfg.mlp_dim, activation=cfg.activation, lora=lora, dtype=dtype,
-                        param_dtype=param_dtype, rngs=rngs, quant=quant)
+    if cfg.num_experts:
+      self.mlp = MoEMLP(cfg, lora=lora, dtype=dtype, param_dtype=param_dtype, rngs=rngs)
+    else:
+      self.mlp = GatedMLP(cfg.d_model, cfg.mlp_dim, activation=cfg.activation, lora=lora, dtype=dtype,
+                          param_dtype=param_dtype, rngs=rngs, quant=quant)
     self.post_mlp_norm = norm() if cfg.post_norms else None
 
   def __call__(self, x, positions, segment_ids, layer_cache, cache_segment_ids, cache_positions,

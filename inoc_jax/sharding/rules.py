@@ -35,6 +35,13 @@ PARAM_RULES: tuple[tuple[str, P], ...] = (
     (r"mlp/down_proj/kernel(_scale)?$", P("tensor", "fsdp")),  # [mlp_dim, d_model]
     (r"mlp/down_proj/lora_a$", P("tensor", None)),               # [mlp_dim, r]
     (r"mlp/down_proj/lora_b$", P(None, "fsdp")),                 # [r, d_model]
+    (r"mlp/router/kernel$", P("fsdp", None)),                    # [d_model, experts]
+    (r"experts/(gate|up)_proj/kernel$", P(None, "fsdp", "tensor")),  # [experts, d_model, expert_mlp]
+    (r"experts/(gate|up)_proj/lora_a$", P(None, "fsdp", None)),  # [experts, d_model, r]
+    (r"experts/(gate|up)_proj/lora_b$", P(None, None, "tensor")),  # [experts, r, expert_mlp]
+    (r"experts/down_proj/kernel$", P(None, "tensor", "fsdp")),   # [experts, expert_mlp, d_model]
+    (r"experts/down_proj/lora_a$", P(None, "tensor", None)),     # [experts, expert_mlp, r]
+    (r"experts/down_proj/lora_b$", P(None, None, "fsdp")),       # [experts, r, d_model]
     (r"lm_head/kernel$", P(None, ("tensor", "fsdp"))),           # [d_model, vocab]: vocab-parallel head
     (r"norm/scale$", P()),                                       # [d_model]
 )
