@@ -67,7 +67,7 @@ def test_constraints_apply_under_a_mesh_and_drop_non_dividing_axes(python_subpro
   assert result["y"] == [1, 5]     # rows over data only: fsdp does not divide the remaining 1
 
 
-@pytest.mark.parametrize("preset", ["tiny-llama", "tiny-gemma"])  # untied head; tied, one KV head, scaled embed
+@pytest.mark.parametrize("preset", ["tiny-llama", "tiny-gemma", "tiny-qwen3moe"])  # untied; tied, MQA; experts
 def test_sharded_step_equals_single_device_for_each_head(python_subprocess, preset):
   single = python_subprocess(WORKER.format(preset=preset, data=1, fsdp=1, tensor=1), devices=1)
   sharded = python_subprocess(WORKER.format(preset=preset, data=2, fsdp=2, tensor=2), devices=8)

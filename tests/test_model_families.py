@@ -1,4 +1,4 @@
-"""Mistral, Qwen3, Gemma-2 and Gemma-3: what each switch does, config.json and weight round trips, training.
+"""Mistral, Qwen3, Gemma-2, Gemma-3 and Qwen3-MoE: what each switch does, config.json and weight round trips, training.
 
 Logit and greedy parity with transformers for these families is in test_weight_parity.py and
 test_sampler_parity.py (committed fixtures); here are the properties those fixtures cannot show alone.
@@ -24,7 +24,7 @@ from inoc_jax.weights.hf_config import hf_config_from_model, model_config_from_h
 from inoc_jax.weights.pretrained import open_pretrained
 from tests.weight_fixtures import assert_logits_close, fixture_dir, our_logits, reference
 
-NEW_FAMILIES = ("mistral", "qwen3", "gemma2", "gemma3")
+NEW_FAMILIES = ("mistral", "qwen3", "gemma2", "gemma3", "qwen3_moe")
 
 
 @pytest.mark.parametrize("name", sorted(model_config.PRESETS))
@@ -76,7 +76,7 @@ def test_each_switch_changes_the_logits(family):
   cfg = pretrained.model_config
   off = {"mistral": dict(sliding_window=None), "qwen3": dict(qk_norm=False),
          "gemma2": dict(attn_logit_softcap=None, final_logit_softcap=None),
-         "gemma3": dict(local_rope_theta=None)}[family]
+         "gemma3": dict(local_rope_theta=None), "qwen3_moe": dict(norm_top_k=False)}[family]
   ref = reference(family)
   weights = nnx.state(pretrained.load_model()).to_pure_dict()
   for layer in weights["layers"].values():  # only present with qk_norm
@@ -108,7 +108,7 @@ def test_export_writes_back_the_tensors_and_config_it_read(family, tmp_path):
   assert_logits_close(our_logits(again.load_model(), ref), ref["logits"], ref["mask"])
 
 
-@pytest.mark.parametrize("preset", ["tiny-mistral", "tiny-qwen3", "tiny-gemma2", "tiny-gemma3"])
+@pytest.mark.parametrize("preset", ["tiny-mistral", "tiny-qwen3", "tiny-gemma2", "tiny-gemma3", "tiny-qwen3moe"])
 def test_each_family_trains_with_lora_end_to_end(preset, tmp_path):
   from inoc_jax import trainer  # pylint: disable=g-import-not-at-top
   config = config_lib.load_config("configs/organism.py", [

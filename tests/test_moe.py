@@ -1,6 +1,7 @@
 """Mixture-of-experts blocks (Qwen3-MoE, model/moe.py): routing and the sparse ragged-dot computation against a
-per-expert loop written like transformers' Qwen3MoeExperts, LoRA on the experts (values, gradients, merge), and
-a tiny MoE model trained with LoRA and full fine-tuning through the training CLI."""
+per-expert loop written like transformers' Qwen3MoeExperts, LoRA on the experts (values, gradients, merge), the
+per-expert checkpoint tensors stacked and unstacked, and full fine-tuning through the training CLI. Logit and
+greedy parity with transformers: test_weight_parity.py / test_sampler_parity.py (qwen3_moe fixtures)."""
 
 import os
 
@@ -11,13 +12,14 @@ import pytest
 from flax import nnx
 
 from inoc_jax import config_lib, trainer
-from inoc_jax.errors import ConfigError
+from inoc_jax.errors import CheckpointError, ConfigError
 from inoc_jax.model.config import ModelConfig, count_params, get_preset
 from inoc_jax.model.lora import LoraConfig
 from inoc_jax.model.merge import merge_lora
 from inoc_jax.model.moe import MoEMLP
 from inoc_jax.model.transformer import Transformer
 from inoc_jax.training.train_state import param_count
+from inoc_jax.weights.expert_stacking import ExpertStacking, per_expert
 from tests.conftest import REPO
 
 ARCH = get_preset("tiny-qwen3moe")
@@ -128,8 +130,34 @@ def _config(*overrides):
       "data.global_batch_size=8", "eval.at_end=False", *overrides])
 
 
-@pytest.mark.parametrize("tuning", ["lora", "full"])
-def test_tiny_moe_trains_through_the_cli(tuning, tmp_path):
-  extra = ["lora.enabled=True", "lora.rank=4", "lora.alpha=8"] if tuning == "lora" else []
-  summary = trainer.train_and_evaluate(_config(*extra), str(tmp_path))
+def test_tiny_moe_trains_every_weight_through_the_cli(tmp_path):
+  """Full fine-tuning (router and experts trained); LoRA: tests/test_model_families.py."""
+  summary = trainer.train_and_evaluate(_config(), str(tmp_path))
   assert summary.final_loss < summary.first_loss and np.isfinite(summary.final_loss)
+
+
+def test_per_expert_tensors_read_as_one_stacked_tensor_and_written_back():
+  class Source:
+    tensors = {f"m.experts.{e}.up_proj.weight": np.full((3, 2), e, np.float32) for e in range(4)}
+    tensors["m.gate.weight"] = np.ones((4, 2), np.float32)
+
+    def names(self):
+      return list(self.tensors)
+
+    def shape(self, name):
+      return self.tensors[name].shape
+
+    def read(self, name, slices):
+      return self.tensors[name][tuple(slices)]
+
+  stacked = ExpertStacking(Source())
+  assert sorted(stacked.names()) == ["m.experts.up_proj.weight", "m.gate.weight"]
+  assert stacked.shape("m.experts.up_proj.weight") == (4, 3, 2)
+  block = stacked.read("m.experts.up_proj.weight", (slice(1, 3), slice(0, 2), slice(None)))
+  assert block.shape == (2, 2, 2)
+  np.testing.assert_array_equal(block[:, 0, 0], [1, 2])
+  written = dict(per_expert("m.experts.up_proj.weight", stacked.read("m.experts.up_proj.weight", ())))
+  assert written.keys() == {f"m.experts.{e}.up_proj.weight" for e in range(4)}
+  del Source.tensors["m.experts.2.up_proj.weight"]
+  with pytest.raises(CheckpointError, match="no expert 2 for m.experts.up_proj.weight"):
+    ExpertStacking(Source())

@@ -12,7 +12,7 @@ from safetensors.numpy import load_file, save_file
 from tests.conftest import REPO
 
 FIXTURES = os.path.join(REPO, "tests", "fixtures", "weights")
-FAMILIES = ("llama", "qwen2", "gemma", "smollm2", "mistral", "qwen3", "gemma2", "gemma3")
+FAMILIES = ("llama", "qwen2", "gemma", "smollm2", "mistral", "qwen3", "gemma2", "gemma3", "qwen3_moe")
 GGUF_FAMILIES = ("llama", "qwen2", "gemma", "smollm2")  # the families our GGUF reader (and tests/gguf_writer) know
 
 

@@ -1,4 +1,5 @@
-"""Hugging Face `config.json` <-> `ModelConfig` for the Llama, Mistral, Qwen2/2.5/3 and Gemma-1/2/3 families.
+"""Hugging Face `config.json` <-> `ModelConfig` for the Llama, Mistral, Qwen2/2.5/3, Qwen3-MoE and Gemma-1/2/3
+families.
 
 Reads both spellings of RoPE settings: transformers 4 (`rope_theta`,
 `rope_scaling`, Gemma-3's `rope_local_base_freq`) and transformers 5
@@ -25,6 +26,7 @@ HF_FAMILIES = {
     "gemma": ("gemma", "GemmaForCausalLM"),
     "gemma2": ("gemma2", "Gemma2ForCausalLM"),
     "gemma3_text": ("gemma3", "Gemma3ForCausalLM"),
+    "qwen3_moe": ("qwen3_moe", "Qwen3MoeForCausalLM"),
 }
 MODEL_TYPES = {family: model_type for model_type, (family, _) in HF_FAMILIES.items()}
 _GEMMAS = ("gemma", "gemma2", "gemma3")
@@ -85,12 +87,14 @@ def _layer_types(hf: Mapping[str, Any], family: str, num_layers: int) -> tuple[s
 
 def _unsupported_switches(hf: Mapping[str, Any], family: str) -> list[str]:
   unsupported = []
-  if family in ("llama", "mistral", "qwen3") and hf.get("attention_bias"):
+  if family in ("llama", "mistral", "qwen3", "qwen3_moe") and hf.get("attention_bias"):
     unsupported.append("attention_bias=true (o_proj bias)")
   if hf.get("mlp_bias"):
     unsupported.append("mlp_bias=true")
-  if family in ("qwen2", "qwen3") and hf.get("use_sliding_window"):
+  if family in ("qwen2", "qwen3", "qwen3_moe") and hf.get("use_sliding_window"):
     unsupported.append("use_sliding_window=true")
+  if family == "qwen3_moe" and (hf.get("mlp_only_layers") or int(hf.get("decoder_sparse_step") or 1) != 1):
+    unsupported.append("dense MLP layers among the experts (mlp_only_layers / decoder_sparse_step != 1)")
   if hf.get("use_bidirectional_attention"):
     unsupported.append("use_bidirectional_attention=true")
   return unsupported
@@ -152,7 +156,7 @@ def model_config_from_hf(hf: Mapping[str, Any], where: str = "config.json") -> M
       tie_embeddings=bool(hf.get("tie_word_embeddings", gemma)),
       rope_theta=theta or 10000.0,
       rope_scaling=rope_scaling,
-      qk_norm=family in ("qwen3", "gemma3"),
+      qk_norm=family in ("qwen3", "gemma3", "qwen3_moe"),
       post_norms=later_gemma,
       attn_logit_softcap=softcap("attn_logit_softcapping") if later_gemma else None,
       final_logit_softcap=softcap("final_logit_softcapping") if later_gemma else None,
@@ -164,7 +168,16 @@ def model_config_from_hf(hf: Mapping[str, Any], where: str = "config.json") -> M
       bos_token_id=_optional_int(hf.get("bos_token_id")),
       eos_token_ids=_ids(hf.get("eos_token_id")),
       pad_token_id=_optional_int(hf.get("pad_token_id")),
+      **_experts(hf, family),
   )
+
+
+def _experts(hf: Mapping[str, Any], family: str) -> dict[str, Any]:
+  if family != "qwen3_moe":
+    return {}
+  experts = hf.get("num_experts") or hf.get("num_local_experts")  # transformers 5 writes the latter
+  return dict(num_experts=int(experts), experts_per_token=int(hf["num_experts_per_tok"]),
+              expert_mlp_dim=int(hf["moe_intermediate_size"]), norm_top_k=bool(hf.get("norm_topk_prob", False)))
 
 
 def _rope_scaling_dict(s: RopeScaling) -> dict[str, Any]:
@@ -179,10 +192,14 @@ def _family_fields(cfg: ModelConfig) -> dict[str, Any]:
   hf: dict[str, Any] = {}
   if cfg.family in _GEMMAS:
     hf["hidden_activation"] = "gelu_pytorch_tanh"
-  if cfg.family in ("llama", "mistral", "qwen3"):
+  if cfg.family in ("llama", "mistral", "qwen3", "qwen3_moe"):
     hf.update(attention_bias=False, mlp_bias=False)
-  if cfg.family in ("qwen2", "qwen3"):
+  if cfg.family in ("qwen2", "qwen3", "qwen3_moe"):
     hf.update(use_sliding_window=False, sliding_window=None, max_window_layers=cfg.num_layers)
+  if cfg.family == "qwen3_moe":
+    hf.update(num_experts=cfg.num_experts, num_experts_per_tok=cfg.experts_per_token,
+              moe_intermediate_size=cfg.expert_mlp_dim, norm_topk_prob=cfg.norm_top_k, decoder_sparse_step=1,
+              mlp_only_layers=[], output_router_logits=False)
   if cfg.family == "mistral":
     hf["sliding_window"] = cfg.sliding_window
   if cfg.family in ("gemma2", "gemma3"):

@@ -23,6 +23,7 @@ from inoc_jax.errors import CheckpointError
 from inoc_jax.model.config import ModelConfig
 from inoc_jax.sharding.rules import path_to_str
 from inoc_jax.weights.hf_config import hf_config_from_model
+from inoc_jax.weights.expert_stacking import per_expert
 from inoc_jax.weights.key_maps import HF_KEY_MAPS
 
 log = logging.getLogger("inoc_jax")
@@ -49,7 +50,7 @@ def hf_tensors(cfg: ModelConfig, params: Any, dtype: str = "float32") -> Iterabl
     if found is None:
       raise CheckpointError(f"Parameter {name} has no Hugging Face name (is it a LoRA adapter? merge first).")
     stored, layout = found
-    yield stored, layout.to_stored(to_host(leaf)).astype(np_dtype)
+    yield from per_expert(stored, layout.to_stored(to_host(leaf)).astype(np_dtype))
 
 
 def _write_shards(out_dir: str, tensors: Iterable[tuple[str, np.ndarray]], max_shard_bytes: int) -> list[str]:

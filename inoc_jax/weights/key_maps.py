@@ -96,7 +96,7 @@ class KeyMap:
     return planned, unmatched
 
 
-# -- Hugging Face transformers (Llama, Mistral, Qwen2, Qwen3, Gemma, Gemma2, Gemma3ForCausalLM) --------------
+# -- Hugging Face transformers (Llama, Mistral, Qwen2, Qwen3, Qwen3-MoE, Gemma, Gemma2, Gemma3ForCausalLM) ----
 
 def _hf_rules(family: str) -> tuple[KeyRule, ...]:
   layer = "model.layers.{layer}"
@@ -109,8 +109,12 @@ def _hf_rules(family: str) -> tuple[KeyRule, ...]:
   else:
     norms = (KeyRule(f"{layer}.post_attention_layernorm.weight", "layers/{layer}/mlp_norm/scale"),)
   qk_norms = ()
-  if family in ("qwen3", "gemma3"):
+  if family in ("qwen3", "gemma3", "qwen3_moe"):
     qk_norms = (KeyRule(f"{layer}.self_attn.{{qk}}_norm.weight", "layers/{layer}/attn/{qk}_norm/scale"),)
+  # MoE experts: the per-expert tensors stacked by weights/expert_stacking.py, [E, out, in] -> [E, in, out]
+  experts = (KeyRule(f"{layer}.mlp.gate.weight", "layers/{layer}/mlp/router/kernel", L.LINEAR),
+             KeyRule(f"{layer}.mlp.experts.{{mlp}}_proj.weight", "layers/{layer}/mlp/experts/{mlp}_proj/kernel",
+                     L.EXPERTS)) if family == "qwen3_moe" else ()
   return (
       KeyRule("model.embed_tokens.weight", "embedder/embedding"),
       KeyRule(f"{layer}.input_layernorm.weight", "layers/{layer}/attn_norm/scale"),
@@ -120,6 +124,7 @@ def _hf_rules(family: str) -> tuple[KeyRule, ...]:
       *qk_norms,
       *norms,
       KeyRule(f"{layer}.mlp.{{mlp}}_proj.weight", "layers/{layer}/mlp/{mlp}_proj/kernel", L.LINEAR),
+      *experts,
       KeyRule("model.norm.weight", "final_norm/scale"),
       KeyRule("lm_head.weight", "lm_head/kernel", L.LINEAR),
   )

@@ -145,6 +145,7 @@ LINEAR = Layout(perm=(1, 0))                           # [out, in] -> [in, out]
 TO_HEADS = Layout(perm=(1, 0), groups=(1, 2))          # [heads*hd, d] -> [d, heads, hd]
 FROM_HEADS = Layout(perm=(1, 0), groups=(2, 1))        # [d, heads*hd] -> [heads, hd, d]
 BIAS_HEADS = Layout(groups=(2,))                       # [heads*hd] -> [heads, hd]
+EXPERTS = Layout(perm=(0, 2, 1))                       # [experts, out, in] -> [experts, in, out]
 
 
 def with_hooks(layout: Layout, hooks: Sequence[Hook], inverse: Sequence[Hook]) -> Layout:

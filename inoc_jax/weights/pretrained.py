@@ -22,6 +22,7 @@ from jax.sharding import Mesh
 from inoc_jax import model_sources
 from inoc_jax.model import build
 from inoc_jax.model.config import ModelConfig
+from inoc_jax.weights.expert_stacking import ExpertStacking
 from inoc_jax.weights.gguf_import import GGUFSource
 from inoc_jax.weights.hf_import import SafetensorsSource
 from inoc_jax.weights.key_maps import GGUF_KEY_MAPS, HF_KEY_MAPS, KeyMap
@@ -32,7 +33,7 @@ log = logging.getLogger("inoc_jax")
 
 
 def _open_tensors(source: model_sources.Source):
-  return GGUFSource(source.path) if source.kind == "gguf" else SafetensorsSource(source.path)
+  return GGUFSource(source.path) if source.kind == "gguf" else ExpertStacking(SafetensorsSource(source.path))
 
 
 @dataclasses.dataclass
